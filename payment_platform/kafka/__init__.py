@@ -1,0 +1,1 @@
+"""Kafka plumbing: client configuration, topics, the embedded broker."""

@@ -1,0 +1,1 @@
+"""The score store: contract tables and the fast batch writer."""

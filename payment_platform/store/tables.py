@@ -1,0 +1,61 @@
+"""SQLAlchemy models of the contract tables (CONTRACTS §2), portable across MySQL/MariaDB and SQLite."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# BIGINT auto-increment on MySQL; SQLite only auto-increments an INTEGER primary key.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Microsecond precision on MySQL (its DATETIME defaults to whole seconds).
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ScoredTransaction(Base):
+    """One row per scored payment; `transaction_id` is the idempotency key."""
+
+    __tablename__ = "scored_transactions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
+    customer_id: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    terminal_id: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), nullable=False)
+    currency: Mapped[str] = mapped_column(sa.CHAR(3), nullable=False)
+    event_time: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
+    score: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, index=True)
+    reasons: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    model_version: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    scored_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    kafka_partition: Mapped[int | None] = mapped_column(sa.Integer)
+    kafka_offset: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+    __table_args__ = (sa.Index("ix_scored_transactions_customer_time", "customer_id", "event_time"),)
+
+
+class TransactionLabel(Base):
+    """The latest known truth about a payment (chargeback, investigator's verdict)."""
+
+    __tablename__ = "transaction_labels"
+
+    transaction_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    is_fraud: Mapped[bool] = mapped_column(sa.Boolean, nullable=False)
+    labelled_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+
+
+scored_transactions: sa.Table = ScoredTransaction.__table__  # type: ignore[assignment]
+transaction_labels: sa.Table = TransactionLabel.__table__  # type: ignore[assignment]
+
+
+def create_tables(engine: sa.Engine) -> None:
+    """Create the contract tables where missing; safe to call at every start."""
+    Base.metadata.create_all(engine, checkfirst=True)

