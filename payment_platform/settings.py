@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_HOME = "./.payment_platform"
 
@@ -57,5 +58,5 @@ def redact_url(url: str) -> str:
     """The URL with its password masked, safe to print or log."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: show nothing of it
+    except (ArgumentError, ValueError):  # not a URL at all: show nothing of it
         return "<unparseable database URL>"

@@ -39,7 +39,10 @@ class ScoredTransaction(Base):
     kafka_partition: Mapped[int | None] = mapped_column(sa.Integer)
     kafka_offset: Mapped[int | None] = mapped_column(sa.BigInteger)
 
-    __table_args__ = (sa.Index("ix_scored_transactions_customer_time", "customer_id", "event_time"),)
+    __table_args__ = (
+        sa.Index("ix_scored_transactions_customer_time", "customer_id", "event_time"),
+        {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"},
+    )
 
 
 class TransactionLabel(Base):
@@ -51,6 +54,8 @@ class TransactionLabel(Base):
     is_fraud: Mapped[bool] = mapped_column(sa.Boolean, nullable=False)
     labelled_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
 
+    __table_args__ = ({"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"},)
+
 
 scored_transactions: sa.Table = ScoredTransaction.__table__  # type: ignore[assignment]
 transaction_labels: sa.Table = TransactionLabel.__table__  # type: ignore[assignment]
@@ -59,3 +64,29 @@ transaction_labels: sa.Table = TransactionLabel.__table__  # type: ignore[assign
 def create_tables(engine: sa.Engine) -> None:
     """Create the contract tables where missing; safe to call at every start."""
     Base.metadata.create_all(engine, checkfirst=True)
+
+
+class DailyScoringReport(Base):
+    """What was scored on one UTC day (event time): the `daily_scoring_report` asset, one row per day."""
+
+    __tablename__ = "daily_scoring_reports"
+
+    day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
+    payments: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    approved: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    review: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    declined: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    flagged_share: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    labelled_fraud_rate: Mapped[float | None] = mapped_column(sa.Double)
+    amount_total: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    amount_mean: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    amount_p50: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    amount_p99: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    amount_max: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    latency_p50_ms: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    latency_p95_ms: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    latency_p99_ms: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    generated_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+
+
+daily_scoring_reports: sa.Table = DailyScoringReport.__table__  # type: ignore[assignment]

@@ -1,0 +1,90 @@
+"""Kafka clients configured for the platform, topic creation and a reachability check."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PARTITIONS = 4
+
+
+class BrokerUnavailable(RuntimeError):
+    """The Kafka bootstrap servers cannot be reached."""
+
+
+def _silent_errors(_: Any) -> None:
+    """Connection errors surface through the calls that need the broker, with a clear message."""
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, "error_cb": _silent_errors})
+
+
+def check_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
+    """Raise BrokerUnavailable with what to fix when no broker answers at `bootstrap`."""
+    try:
+        admin_client(bootstrap).list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"no Kafka broker answers at {bootstrap} within {timeout_s:.0f}s ({exc.args[0].str()}); "
+            "start one (`payment-platform broker`) or set PAYMENT_KAFKA_BOOTSTRAP"
+        ) from None
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> None:
+    """Create the topics that do not exist yet (CONTRACTS §1)."""
+    admin = admin_client(bootstrap)
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"no Kafka broker answers at {bootstrap}: {exc.args[0].str()}") from None
+    missing = [name for name in topics if name not in existing]
+    if not missing:
+        return
+    futures = admin.create_topics([NewTopic(name, partitions, 1) for name in missing])
+    for name, future in futures.items():
+        try:
+            future.result(timeout=15)
+            logger.info("created topic %s with %d partitions", name, partitions)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):  # created concurrently by another process
+                raise
+
+
+def payment_producer(bootstrap: str, **overrides: Any) -> Producer:
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "enable.idempotence": False,
+        "acks": "all",
+        "error_cb": _silent_errors,
+    }
+    config.update(overrides)
+    return Producer(config)
+
+
+def scorer_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer:
+    """A consumer that commits only what the scorer has durably written."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        "max.poll.interval.ms": 300_000,
+        "fetch.wait.max.ms": 50,
+        "queued.max.messages.kbytes": 65_536,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "error_cb": _silent_errors,
+    }
+    config.update(overrides)
+    return Consumer(config)

@@ -1,0 +1,1 @@
+"""The streaming scorer: read a batch → validate → featurise → score → decide → write → commit."""

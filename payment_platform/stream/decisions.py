@@ -1,0 +1,95 @@
+"""From a fraud score and the payment's features to a status with reason codes.
+
+The model's score decides through two thresholds chosen at training time; rules add what a bank
+wants enforced whatever the model says. Everything here works on whole batches (numpy arrays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+APPROVED, REVIEW, DECLINED = "APPROVED", "REVIEW", "DECLINED"
+_SEVERITY = {APPROVED: 0, REVIEW: 1, DECLINED: 2}
+_STATUS_BY_SEVERITY = np.array([APPROVED, REVIEW, DECLINED], dtype=object)
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """Thresholds on the model score and the rules' limits."""
+
+    review_threshold: float
+    decline_threshold: float
+    velocity_10m_limit: int = 5  # payments by one card within 10 minutes (event time), this one included
+    velocity_1h_limit: int = 10
+    high_amount: float = 10_000.0  # absolute amount that always gets a second look
+    amount_to_card_mean_limit: float = 10.0  # amount relative to the card's own 30-day mean
+    min_card_history: int = 3  # the relative-amount rule needs this many payments in 30 days
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review_threshold <= self.decline_threshold <= 1.0:
+            raise ValueError("thresholds must satisfy 0 <= review <= decline <= 1")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A reason code, the status it forces at least, and which rows it fires on."""
+
+    code: str
+    status: str
+    fired: np.ndarray  # bool per payment
+
+
+@dataclass(frozen=True)
+class Decisions:
+    status: np.ndarray  # object array of APPROVED / REVIEW / DECLINED
+    reasons: np.ndarray  # object array of comma-separated reason codes, most important first
+
+
+def evaluate_rules(
+    policy: DecisionPolicy,
+    score: np.ndarray,
+    amount: np.ndarray,
+    card_count_10m: np.ndarray,
+    card_count_1h: np.ndarray,
+    card_count_30d: np.ndarray,
+    amount_to_card_mean_30d: np.ndarray,
+) -> list[Rule]:
+    """Every rule, in order of importance (the order of the reason codes)."""
+    return [
+        Rule("model_score", DECLINED, score >= policy.decline_threshold),
+        Rule("model_score", REVIEW, (score >= policy.review_threshold) & (score < policy.decline_threshold)),
+        Rule("velocity_10m", DECLINED, card_count_10m >= 2 * policy.velocity_10m_limit),
+        Rule(
+            "velocity_10m",
+            REVIEW,
+            (card_count_10m >= policy.velocity_10m_limit) & (card_count_10m < 2 * policy.velocity_10m_limit),
+        ),
+        Rule("velocity_1h", REVIEW, card_count_1h >= policy.velocity_1h_limit),
+        Rule("high_amount", REVIEW, amount >= policy.high_amount),
+        Rule(
+            "amount_vs_card_mean",
+            REVIEW,
+            (card_count_30d >= policy.min_card_history) & (amount_to_card_mean_30d >= policy.amount_to_card_mean_limit),
+        ),
+    ]
+
+
+def decide(rules: list[Rule], n: int) -> Decisions:
+    """The strictest status any rule forces, and the codes of the rules that fired.
+
+    Reasons are ordered by the status they force, then by the rules' order of importance.
+    """
+    severity = np.zeros(n, dtype=np.int8)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    for rule in sorted(rules, key=lambda r: -_SEVERITY[r.status]):
+        rows = np.flatnonzero(rule.fired)
+        if rows.size == 0:
+            continue
+        np.maximum.at(severity, rows, _SEVERITY[rule.status])
+        for row in rows.tolist():
+            if rule.code not in reasons[row]:
+                reasons[row].append(rule.code)
+    joined = np.array([",".join(codes) for codes in reasons], dtype=object)
+    return Decisions(status=_STATUS_BY_SEVERITY[severity], reasons=joined)

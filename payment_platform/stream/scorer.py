@@ -1,0 +1,279 @@
+"""The streaming scorer: one loop that turns consumed batches into stored decisions.
+
+Per batch: validate → featurise → score → decide → write (one transaction) → DLQ flush → commit
+offsets. Offsets are committed only after the rows are durable, and rows are idempotent on
+`transaction_id`, so a crash anywhere replays the batch without losing or duplicating a payment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from payment_platform.features import FEATURE_NAMES, FeatureState
+from payment_platform.store.writer import LabelRow, ScoreWriter, us_to_datetimes
+from payment_platform.stream.decisions import DecisionPolicy, decide, evaluate_rules
+from payment_platform.stream.model_source import ModelSource
+from payment_platform.stream.validation import InvalidMessage, Label, Payment, parse_label, parse_payment
+
+logger = logging.getLogger(__name__)
+
+_FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    payment_topic: str
+    labels_topic: str
+    dlq_topic: str
+    batch_size: int = 5_000
+    poll_timeout_s: float = 0.1
+    progress_interval_s: float = 10.0
+
+
+@dataclass
+class ScorerStats:
+    """Running totals, reported as progress and returned at the end."""
+
+    consumed: int = 0
+    scored: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    labels: int = 0
+    batches: int = 0
+    lag: int | None = None
+    started: float = field(default_factory=time.monotonic)
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.consumed / max(time.monotonic() - self.started, 1e-9)
+
+    def summary(self) -> str:
+        lag = "?" if self.lag is None else f"{self.lag:,}"
+        return (
+            f"scored {self.scored:,} payments ({self.rate:,.0f}/s), {self.invalid:,} to DLQ, "
+            f"{self.duplicates:,} duplicates, {self.labels:,} labels, consumer lag ~{lag}"
+        )
+
+
+@dataclass
+class _Batch:
+    """One consumed batch, split by what each message is."""
+
+    payments: list[Payment] = field(default_factory=list)
+    payment_offsets: list[tuple[int, int]] = field(default_factory=list)
+    labels: list[Label] = field(default_factory=list)
+    invalid: list[tuple[Message, str]] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    payment_messages: int = 0
+
+
+class PaymentScorer:
+    """Consumes payments and labels, scores payments, stores decisions."""
+
+    def __init__(
+        self,
+        config: ScorerConfig,
+        consumer: Consumer,
+        dlq_producer: Producer,
+        writer: ScoreWriter,
+        models: ModelSource,
+        features: FeatureState | None = None,
+    ) -> None:
+        self.config = config
+        self.consumer = consumer
+        self.dlq = dlq_producer
+        self.writer = writer
+        self.models = models
+        self.features = features or FeatureState()
+        self.stats = ScorerStats()
+
+    def run(
+        self,
+        *,
+        max_messages: int | None = None,
+        idle_timeout_s: float | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_progress: Callable[[ScorerStats], None] | None = None,
+    ) -> ScorerStats:
+        """Score until stopped, `max_messages` consumed or `idle_timeout_s` without a message."""
+        self.consumer.subscribe([self.config.payment_topic, self.config.labels_topic])
+        last_message = last_progress = time.monotonic()
+        try:
+            while not should_stop():
+                budget = self.config.batch_size
+                if max_messages is not None:
+                    budget = min(budget, max_messages - self.stats.consumed)
+                    if budget <= 0:
+                        break
+                messages = self.consumer.consume(budget, self.config.poll_timeout_s)
+                now = time.monotonic()
+                if self._process(messages):
+                    last_message = now
+                elif idle_timeout_s is not None and now - last_message >= idle_timeout_s:
+                    logger.info("no message for %.0fs: stopping", idle_timeout_s)
+                    break
+                if on_progress and now - last_progress >= self.config.progress_interval_s:
+                    self.stats.lag = self.consumer_lag()
+                    on_progress(self.stats)
+                    last_progress = now
+        finally:
+            self.stats.lag = self.consumer_lag()
+            self.consumer.close()
+            logger.info("scorer stopped: %s", self.stats.summary())
+        return self.stats
+
+    def _process(self, messages: list[Message]) -> bool:
+        """Handle one consumed batch end to end; False when it held no record."""
+        batch = self._split(messages)
+        if not batch.offsets:
+            return False
+        scored = self._score(batch.payments, batch.payment_offsets) if batch.payments else []
+        label_rows = [
+            LabelRow(lb.transaction_id, lb.is_fraud, us_to_datetimes(np.array([lb.labelled_us]))[0])
+            for lb in batch.labels
+        ]
+        inserted = self.writer.write(scored, label_rows)
+        if batch.labels:
+            self.features.add_labels([lb.transaction_id for lb in batch.labels], [lb.is_fraud for lb in batch.labels])
+        self._send_to_dlq(batch.invalid)
+        self.consumer.commit(
+            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in batch.offsets.items()], asynchronous=False
+        )
+        self.stats.consumed += batch.payment_messages
+        self.stats.scored += inserted
+        self.stats.duplicates += len(scored) - inserted
+        self.stats.invalid += len(batch.invalid)
+        self.stats.labels += len(batch.labels)
+        self.stats.batches += 1
+        return True
+
+    def _split(self, messages: list[Message]) -> _Batch:
+        batch = _Batch()
+        now_us = time.time_ns() // 1_000
+        seen: set[str] = set()
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if error.retriable() or not error.fatal():
+                    logger.warning("consumer error (will retry): %s", error.str())
+                    continue
+                raise RuntimeError(f"fatal Kafka consumer error: {error.str()}")
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            batch.offsets[(topic, partition)] = max(offset, batch.offsets.get((topic, partition), -1))
+            record_us = message.timestamp()[1] * 1_000
+            try:
+                if topic == self.config.labels_topic:
+                    batch.labels.append(parse_label(message.value(), record_us, now_us))
+                    continue
+                batch.payment_messages += 1
+                payment = parse_payment(message.value(), record_us, now_us)
+            except InvalidMessage as exc:
+                batch.invalid.append((message, str(exc)))
+                continue
+            if payment.transaction_id in seen:  # the first one in the batch stands
+                self.stats.duplicates += 1
+                continue
+            seen.add(payment.transaction_id)
+            batch.payments.append(payment)
+            batch.payment_offsets.append((partition, offset))
+        return batch
+
+    def _score(self, payments: list[Payment], offsets: list[tuple[int, int]]) -> list[dict[str, object]]:
+        model = self.models.current()
+        event_us = np.fromiter((p.event_us for p in payments), dtype=np.int64, count=len(payments))
+        amount = np.fromiter((p.amount for p in payments), dtype=np.float64, count=len(payments))
+        frame = pd.DataFrame(
+            {
+                "transaction_id": [p.transaction_id for p in payments],
+                "customer_id": [p.customer_id for p in payments],
+                "terminal_id": [p.terminal_id for p in payments],
+                "amount": amount,
+                "currency": [p.currency for p in payments],
+                "event_time": pd.to_datetime(event_us, unit="us", utc=True),
+            }
+        )
+        features = self.features.featurise(frame)
+        score = model.predict_proba(features[:, model.feature_index])
+
+        def feature(name: str) -> np.ndarray:
+            return features[:, _FEATURE_INDEX[name]]
+
+        policy = DecisionPolicy(model.review_threshold, model.decline_threshold)
+        rules = evaluate_rules(
+            policy,
+            score,
+            amount,
+            feature("card_count_10m"),
+            feature("card_count_1h"),
+            feature("card_count_30d"),
+            feature("amount_to_card_mean_30d"),
+        )
+        decisions = decide(rules, len(payments))
+        for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
+            self.stats.by_status[status] = self.stats.by_status.get(status, 0) + int(count)
+        event_times = us_to_datetimes(event_us)
+        scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return [
+            {
+                "transaction_id": p.transaction_id,
+                "customer_id": p.customer_id,
+                "terminal_id": p.terminal_id,
+                "amount": round(p.amount, 2),
+                "currency": p.currency,
+                "event_time": event_times[i],
+                "score": float(score[i]),
+                "status": decisions.status[i],
+                "reasons": decisions.reasons[i],
+                "model_version": model.version,
+                "scored_at": scored_at,
+                "kafka_partition": offsets[i][0],
+                "kafka_offset": offsets[i][1],
+            }
+            for i, p in enumerate(payments)
+        ]
+
+    def _send_to_dlq(self, invalid: list[tuple[Message, str]]) -> None:
+        """Forward invalid messages unchanged, with the reason; flushed before offsets commit."""
+        if not invalid:
+            return
+        for message, reason in invalid:
+            self.dlq.produce(
+                self.config.dlq_topic,
+                key=message.key(),
+                value=message.value(),
+                headers=[
+                    ("error", reason.encode("utf-8", "replace")),
+                    ("source.topic", message.topic().encode()),
+                    ("source.partition", str(message.partition()).encode()),
+                    ("source.offset", str(message.offset()).encode()),
+                ],
+            )
+        remaining = self.dlq.flush(30)
+        if remaining:
+            raise RuntimeError(f"{remaining} DLQ messages not delivered; offsets not committed")
+
+    def consumer_lag(self) -> int | None:
+        """Messages behind the end of the assigned partitions (approximate: from watermarks)."""
+        try:
+            assignment = self.consumer.assignment()
+            if not assignment:
+                return None
+            lag = 0
+            for tp in self.consumer.position(assignment):
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+                if tp.offset >= 0:
+                    lag += max(high - tp.offset, 0)
+            return lag
+        except Exception:  # noqa: BLE001 - lag is informative only
+            return None
