@@ -1,0 +1,127 @@
+"""The single definition of the behavioural features: which exist, their event-time windows, and the
+arithmetic that turns window aggregates into the feature vector.
+
+Both drivers (`offline.py` for a whole DataFrame, `online.py` for the live scorer's incremental state)
+take their windows and their final arithmetic from here, so training and scoring cannot drift apart.
+All times are integer epoch milliseconds of event time, so a window boundary is the same number in
+both drivers: a card window of length w at time t is (t − w, t]; a terminal window of length w is
+(t − delay − w, t − delay], because fraud labels are only known `TERMINAL_LABEL_DELAY_MS` after a payment.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+# Card windows in the column order of FEATURE_NAMES; each gives `card_count_<name>`.
+CARD_WINDOWS_MS: dict[str, int] = {
+    "10m": 10 * MINUTE_MS,
+    "1h": HOUR_MS,
+    "1d": DAY_MS,
+    "7d": 7 * DAY_MS,
+    "30d": 30 * DAY_MS,
+}
+# The card windows that also give `card_mean_amount_<name>`.
+CARD_MEAN_WINDOWS: tuple[str, ...] = ("1d", "7d", "30d")
+# The mean the current amount is compared with (`amount_to_card_mean_<name>`).
+CARD_RATIO_WINDOW = "30d"
+
+# Terminal windows, each giving `terminal_count_<name>` and `terminal_fraud_share_<name>`.
+TERMINAL_WINDOWS_MS: dict[str, int] = {"1d": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS}
+# Labels younger than this are not yet known in production, so terminal windows end this long ago.
+TERMINAL_LABEL_DELAY_MS = 7 * DAY_MS
+
+# `is_night`: UTC hour at most this (00:00–06:59).
+NIGHT_LAST_HOUR = 6
+
+# How far back from t any window reaches: events older than that can never count again.
+CARD_REACH_MS = max(CARD_WINDOWS_MS.values())
+TERMINAL_REACH_MS = TERMINAL_LABEL_DELAY_MS + max(TERMINAL_WINDOWS_MS.values())
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "amount",
+    "is_weekend",
+    "is_night",
+    *(f"card_count_{name}" for name in CARD_WINDOWS_MS),
+    *(f"card_mean_amount_{name}" for name in CARD_MEAN_WINDOWS),
+    f"amount_to_card_mean_{CARD_RATIO_WINDOW}",
+    *(f"terminal_count_{name}" for name in TERMINAL_WINDOWS_MS),
+    *(f"terminal_fraud_share_{name}" for name in TERMINAL_WINDOWS_MS),
+)
+
+Time = TypeVar("Time", int, np.ndarray)
+
+
+def card_window_start(t_ms: Time, window_ms: int) -> Time:
+    """Exclusive start of a card window ending (inclusively) at t: the window is (start, t]."""
+    return t_ms - window_ms
+
+
+def terminal_window(t_ms: Time, window_ms: int) -> tuple[Time, Time]:
+    """(exclusive start, inclusive end) of a terminal window of a payment at t, delayed by the label delay."""
+    end = t_ms - TERMINAL_LABEL_DELAY_MS
+    return end - window_ms, end
+
+
+def event_time_ms(event_time: pd.Series) -> np.ndarray:
+    """Event times as int64 epoch milliseconds (floored), whatever the datetime unit; naive means UTC."""
+    times = pd.to_datetime(event_time, utc=True)
+    naive = times.dt.tz_convert(None).to_numpy()
+    if np.isnat(naive).any():
+        raise ValueError("event_time has missing values")
+    unit, count = np.datetime_data(naive.dtype)
+    ticks = naive.view(np.int64)
+    per_ms = np.timedelta64(1, "ms") / np.timedelta64(count, unit)
+    if per_ms >= 1:
+        return ticks // int(per_ms)
+    return ticks * round(1 / per_ms)
+
+
+def assemble_features(
+    t_ms: np.ndarray,
+    amount: np.ndarray,
+    card_count: np.ndarray,
+    card_amount: np.ndarray,
+    terminal_count: np.ndarray,
+    terminal_fraud: np.ndarray,
+) -> np.ndarray:
+    """The feature matrix (rows × FEATURE_NAMES, float64) from the window aggregates of each payment.
+
+    card_count: (n, len(CARD_WINDOWS_MS)); card_amount: amount sums, (n, len(CARD_MEAN_WINDOWS));
+    terminal_count / terminal_fraud: payments and fraud-labelled payments, (n, len(TERMINAL_WINDOWS_MS)).
+    """
+    day = np.floor_divide(t_ms, DAY_MS)
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    hour = np.floor_divide(np.mod(t_ms, DAY_MS), HOUR_MS)
+    mean_columns = [list(CARD_WINDOWS_MS).index(name) for name in CARD_MEAN_WINDOWS]
+    card_mean = _safe_divide(card_amount, card_count[:, mean_columns])
+    ratio_mean = card_mean[:, CARD_MEAN_WINDOWS.index(CARD_RATIO_WINDOW)]
+    matrix = np.column_stack(
+        [
+            amount,
+            weekday >= 5,
+            hour <= NIGHT_LAST_HOUR,
+            card_count,
+            card_mean,
+            _safe_divide(amount, ratio_mean),
+            terminal_count,
+            _safe_divide(terminal_fraud, terminal_count),
+        ]
+    ).astype(np.float64)
+    assert matrix.shape[1] == len(FEATURE_NAMES)
+    return matrix
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0 (an empty window has share and mean 0)."""
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    out = np.zeros(np.broadcast_shapes(numerator.shape, denominator.shape))
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out

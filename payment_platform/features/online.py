@@ -1,0 +1,279 @@
+"""Online driver: incremental per-card and per-terminal state for the live scorer, batch after batch.
+
+Each card keeps its recent payments as two compact `array.array` buffers (times, amounts) sorted by
+time; each terminal keeps its payment times and the times of its fraud-labelled payments. A payment's
+windows are then a few `bisect`s. Payments enter the state in stream order, so a card window sees exactly
+the payments that arrived before (and including) the current one, as the offline driver defines it.
+
+Labels arrive on their own (`add_label`), before or after their payment, possibly repeated or changed:
+the state remembers each recent payment's terminal, time and current label, so the latest label counts
+exactly once. Memory is bounded by evicting what no window can reach any more.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from bisect import bisect_left, bisect_right, insort
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from payment_platform.features.definitions import (
+    CARD_MEAN_WINDOWS,
+    CARD_REACH_MS,
+    CARD_WINDOWS_MS,
+    DAY_MS,
+    FEATURE_NAMES,
+    HOUR_MS,
+    TERMINAL_REACH_MS,
+    TERMINAL_WINDOWS_MS,
+    assemble_features,
+    card_window_start,
+    event_time_ms,
+    terminal_window,
+)
+
+# A payment may arrive up to this long after the newest event time seen and still see its full history.
+ALLOWED_LATENESS_MS = DAY_MS
+# featurise() sweeps the whole state once the event-time watermark has moved this far.
+SWEEP_EVERY_MS = 6 * HOUR_MS
+
+_CARD_WINDOWS = tuple(CARD_WINDOWS_MS.values())
+_CARD_SUMMED = tuple(name in CARD_MEAN_WINDOWS for name in CARD_WINDOWS_MS)
+_TERMINAL_WINDOWS = tuple(TERMINAL_WINDOWS_MS.values())
+_N_CARD, _N_MEAN, _N_TERMINAL = len(_CARD_WINDOWS), len(CARD_MEAN_WINDOWS), len(_TERMINAL_WINDOWS)
+
+CardHistory = tuple[array, array]  # (times ms, amounts), sorted by time
+TerminalHistory = tuple[array, array]  # (times ms of all payments, times ms of fraud-labelled ones)
+
+
+class FeatureState:
+    """Per-card and per-terminal state of the stream; `featurise` gives the same vectors as the offline
+    `compute_features` on the same payments in the same order (labels fed once known)."""
+
+    def __init__(self, allowed_lateness_ms: int = ALLOWED_LATENESS_MS) -> None:
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self._cards: dict[str, CardHistory] = {}
+        self._terminals: dict[str, TerminalHistory] = {}
+        # transaction_id → (terminal_id, time ms, is_fraud) of the payments still in terminal windows.
+        self._payments: dict[str, tuple[str, int, bool]] = {}
+        self._payment_arrivals: deque[str] = deque()
+        # Labels whose payment is not seen yet: transaction_id → (is_fraud, watermark when it arrived).
+        self._pending: dict[str, tuple[bool, int]] = {}
+        self._pending_arrivals: deque[str] = deque()
+        self._watermark: int | None = None  # newest event time of the batches before the current one
+        self._last_sweep: int | None = None
+
+    @property
+    def active_cards(self) -> int:
+        return len(self._cards)
+
+    @property
+    def active_terminals(self) -> int:
+        return len(self._terminals)
+
+    def featurise(self, batch: pd.DataFrame) -> np.ndarray:
+        """Feature matrix (len(batch) × FEATURE_NAMES, float64) of a batch of payments, in row order,
+        adding them to the state. A transaction_id already in the state is featurised but not re-added."""
+        if len(batch) == 0:
+            return np.empty((0, len(FEATURE_NAMES)))
+        t_ms = event_time_ms(batch["event_time"])
+        amount = batch["amount"].to_numpy(dtype=np.float64)
+        times: list[int] = t_ms.tolist()
+        # Evictions during the batch use the watermark from before it, so that every payment of the
+        # batch no later than the allowed lateness still sees its full history.
+        if self._watermark is None:
+            # Labels that came before the stream started wait as if they came with its first payment.
+            self._pending = {key: (label, times[0]) for key, (label, _) in self._pending.items()}
+        elif self._last_sweep is None or self._watermark - self._last_sweep >= SWEEP_EVERY_MS:
+            self.evict(self._watermark)
+
+        terminals: list[str] = batch["terminal_id"].tolist()
+        fresh = self._register(batch["transaction_id"].tolist(), terminals, times)
+        aggregates = array("d")
+        for card, terminal, t, value, is_new in zip(
+            batch["customer_id"].tolist(), terminals, times, amount.tolist(), fresh, strict=True
+        ):
+            aggregates.extend(self._card_windows(card, t, value, is_new))
+            aggregates.extend(self._terminal_windows(terminal, t))
+        newest = max(times)
+        if self._watermark is None or newest > self._watermark:
+            self._watermark = newest
+        raw = np.frombuffer(aggregates, dtype=np.float64).reshape(len(batch), -1)
+        card_end = _N_CARD + _N_MEAN
+        return assemble_features(
+            t_ms,
+            amount,
+            raw[:, :_N_CARD],
+            raw[:, _N_CARD:card_end],
+            raw[:, card_end : card_end + _N_TERMINAL],
+            raw[:, card_end + _N_TERMINAL :],
+        )
+
+    def add_label(self, transaction_id: str, is_fraud: bool) -> None:
+        """Record the latest label of a payment; kept pending if the payment is not seen yet."""
+        is_fraud = bool(is_fraud)
+        seen = self._payments.get(transaction_id)
+        if seen is None:
+            if transaction_id not in self._pending:
+                self._pending_arrivals.append(transaction_id)
+            self._pending[transaction_id] = (is_fraud, self._watermark or 0)  # re-stamped if None
+            return
+        terminal, t, was_fraud = seen
+        if was_fraud == is_fraud:
+            return
+        self._payments[transaction_id] = (terminal, t, is_fraud)
+        history = self._terminals.get(terminal)
+        if history is None or t <= self._horizon(TERMINAL_REACH_MS):
+            return  # out of reach of every window
+        frauds = history[1]
+        if is_fraud:
+            insort(frauds, t)
+        else:
+            at = bisect_left(frauds, t)
+            if at < len(frauds) and frauds[at] == t:
+                del frauds[at]
+
+    def add_labels(self, transaction_ids: Sequence[str], is_fraud: Sequence[bool]) -> None:
+        """add_label for each pair, in order (the last label of a transaction wins)."""
+        for transaction_id, label in zip(transaction_ids, is_fraud, strict=True):
+            self.add_label(transaction_id, label)
+
+    def evict(self, now_ms: int) -> None:
+        """Drop what no window of a payment at or after now − allowed lateness can reach any more.
+
+        now_ms is event time (epoch ms), not the wall clock: featurise() passes its watermark, and a
+        replay of old history would otherwise be wiped."""
+        card_horizon = now_ms - self.allowed_lateness_ms - CARD_REACH_MS
+        terminal_horizon = now_ms - self.allowed_lateness_ms - TERMINAL_REACH_MS
+        # Rebuilt rather than deleted from, so the dicts shrink too.
+        self._cards = {card: history for card, history in self._cards.items() if _drop_until(card_horizon, *history)}
+        self._terminals = {
+            terminal: history
+            for terminal, history in self._terminals.items()
+            if _drop_until(terminal_horizon, *history, values_sorted=True)
+        }
+        # Payments arrive roughly in time order: stop at the first one still reachable.
+        arrivals = self._payment_arrivals
+        dropped = 0
+        while arrivals and self._payments[arrivals[0]][1] <= terminal_horizon:
+            del self._payments[arrivals.popleft()]
+            dropped += 1
+        if dropped > len(self._payments):  # after a large drop, let the dict shrink
+            self._payments = dict(self._payments)
+        pending = self._pending_arrivals
+        while pending:
+            label = self._pending.get(pending[0])
+            if label is not None and label[1] > terminal_horizon:
+                break
+            self._pending.pop(pending.popleft(), None)
+        self._last_sweep = now_ms
+
+    def approx_bytes(self) -> int:
+        """Approximate memory held by the state (containers, keys and buffers), in bytes; walks the
+        whole state, so meant for metrics, not for every batch."""
+        size = sys.getsizeof(self) + sys.getsizeof(self.__dict__)
+        for histories in (self._cards, self._terminals):
+            size += sys.getsizeof(histories)
+            for key, (first, second) in histories.items():
+                size += sys.getsizeof(key) + _TUPLE_OF_TWO + sys.getsizeof(first) + sys.getsizeof(second)
+        size += sys.getsizeof(self._payments) + sys.getsizeof(self._payment_arrivals)
+        for key, (_, t, _) in self._payments.items():
+            size += sys.getsizeof(key) + _TUPLE_OF_THREE + sys.getsizeof(t)
+        size += sys.getsizeof(self._pending) + sys.getsizeof(self._pending_arrivals)
+        size += sum(sys.getsizeof(key) + _TUPLE_OF_TWO for key in self._pending)
+        return size
+
+    def _register(self, transaction_ids: list[str], terminals: list[str], times: list[int]) -> list[bool]:
+        """Enter a batch into the terminal state (applying labels that came first); True = new payment.
+
+        The whole batch enters before any of it is featurised: terminal windows end a label delay
+        before t, so they count every payment seen, whatever its position (as offline does)."""
+        horizon = self._horizon(TERMINAL_REACH_MS)
+        fresh = []
+        for transaction_id, terminal, t in zip(transaction_ids, terminals, times, strict=True):
+            if transaction_id in self._payments:
+                fresh.append(False)
+                continue
+            fresh.append(True)
+            label = self._pending.pop(transaction_id, None)
+            is_fraud = label is not None and label[0]
+            self._payments[transaction_id] = (terminal, t, is_fraud)
+            self._payment_arrivals.append(transaction_id)
+            history = self._terminals.get(terminal)
+            if history is None:
+                history = self._terminals[terminal] = (array("q"), array("q"))
+            else:
+                _drop_until(horizon, *history, values_sorted=True)
+            _insert_sorted(history[0], t)
+            if is_fraud:
+                insort(history[1], t)
+        return fresh
+
+    def _card_windows(self, card: str, t: int, amount: float, is_new: bool) -> tuple[float, ...]:
+        """Counts (CARD_WINDOWS_MS) then amount sums (CARD_MEAN_WINDOWS) of the card's payments in
+        (t − w, t], after adding this one; the state holds only payments that arrived before it."""
+        history = self._cards.get(card)
+        if history is None:
+            history = self._cards[card] = (array("q"), array("d"))
+        times, amounts = history
+        _drop_until(self._horizon(CARD_REACH_MS), times, amounts)
+        end = _insert_sorted(times, t, amounts, amount) if is_new else bisect_right(times, t)
+        counts = []
+        sums = []
+        for window_ms, summed in zip(_CARD_WINDOWS, _CARD_SUMMED, strict=True):
+            start = bisect_right(times, card_window_start(t, window_ms), 0, end)
+            counts.append(end - start)
+            if summed:
+                sums.append(sum(amounts[start:end]))
+        return (*counts, *sums)
+
+    def _terminal_windows(self, terminal: str, t: int) -> tuple[int, ...]:
+        """Counts then fraud-labelled counts of the terminal's payments in each delayed window."""
+        times, frauds = self._terminals[terminal]
+        counts = []
+        fraud_counts = []
+        for window_ms in _TERMINAL_WINDOWS:
+            start, end = terminal_window(t, window_ms)
+            counts.append(bisect_right(times, end) - bisect_right(times, start))
+            fraud_counts.append(bisect_right(frauds, end) - bisect_right(frauds, start))
+        return (*counts, *fraud_counts)
+
+    def _horizon(self, reach_ms: int) -> int:
+        """Events at or before this time are out of reach of every window still to be computed."""
+        if self._watermark is None:
+            return _BEFORE_ALL_TIMES
+        return self._watermark - self.allowed_lateness_ms - reach_ms
+
+
+_BEFORE_ALL_TIMES = -(2**62)
+_TUPLE_OF_TWO = sys.getsizeof((1, 2))
+_TUPLE_OF_THREE = sys.getsizeof((1, 2, 3))
+
+
+def _insert_sorted(times: array, t: int, values: array | None = None, value: float = 0.0) -> int:
+    """Insert t (and its value) after any equal times; returns the index just past it. Appends in the
+    usual in-order case."""
+    if not times or t >= times[-1]:
+        times.append(t)
+        if values is not None:
+            values.append(value)
+        return len(times)
+    at = bisect_right(times, t)
+    times.insert(at, t)
+    if values is not None:
+        values.insert(at, value)
+    return at + 1
+
+
+def _drop_until(horizon: int, times: array, values: array, values_sorted: bool = False) -> bool:
+    """Drop the events with time ≤ horizon from the front of sorted buffers: `values` are the events'
+    values, or (values_sorted) sorted times of their own. Returns whether any event is left."""
+    if times and times[0] <= horizon:
+        cut = bisect_right(times, horizon)
+        del times[:cut]
+        del values[: bisect_right(values, horizon) if values_sorted else cut]
+    return len(times) > 0
