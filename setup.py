@@ -12,6 +12,8 @@ setup(
         "dagster-mysql>=0.29,<0.30",
         "confluent-kafka>=2.6,<3",
         "scikit-learn>=1.5,<2",
+        "scipy>=1.11,<2",
+        "joblib>=1.3,<2",
         "SQLAlchemy>=2.0,<3",
         "PyMySQL>=1.1,<2",
         "pandas>=2.2,<4",

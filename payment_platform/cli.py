@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=_positive_int, default=9092)
 
     produce = commands.add_parser("produce", help="send synthetic payments, and their labels later in event time")
-    produce.add_argument("--rate", type=_positive_rate, default=20.0, help="mean payments per second, or 'max'")
+    produce.add_argument("--rate", type=_positive_rate, default=10.0, help="mean payments per second, or 'max'")
     produce.add_argument("--count", type=_positive_int, default=None, help="stop after this many payments")
     produce.add_argument("--seed", type=int, default=7)
     produce.add_argument("--label-delay-days", type=_non_negative_float, default=7.0)
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="local quick start: embedded broker, Dagster UI on :3000, a producer")
     dev.add_argument("--port", type=_positive_int, default=3000, help="port of the Dagster UI")
-    dev.add_argument("--rate", type=_positive_rate, default=20.0, help="producer rate in payments per second")
+    dev.add_argument("--rate", type=_positive_rate, default=10.0, help="producer rate in payments per second")
     return parser
 
 
@@ -172,7 +172,9 @@ def command_produce(args: argparse.Namespace, settings: Settings) -> int:
     from payment_platform.world import World
 
     feed = _feed(settings, args.label_delay_days)
-    world = World.for_rate(args.rate or 1_000.0, seed=args.seed)
+    # Paced, the world is sized so its natural rate is the requested one; at full speed, the
+    # training-sized world's recent past is replayed, so behaviour matches what the model learned.
+    world = World(seed=args.seed) if args.rate is None else World.for_rate(args.rate, seed=args.seed)
     stop = _stop_flag()
     pace = "full speed" if args.rate is None else f"~{args.rate:g}/s"
     print(f"producing to {settings.payment_topic} at {pace} from {world}", file=sys.stderr)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from payment_platform.features import FEATURE_NAMES, compute_features
+from payment_platform.features import compute_features
 from payment_platform.model.metrics import ModelMetrics, evaluate_scores
 from payment_platform.model.registry import ModelRegistry
 from payment_platform.model.training import train_fraud_model
@@ -162,7 +162,7 @@ def train_candidate(
     )
     metadata = result.registry_metadata(plan.source)
     metadata["training_window"].update({"window_start": str(window.start), "warmup_days": plan.warmup_days})
-    version = registry.save(result.model, list(FEATURE_NAMES), metadata)
+    version = registry.save(result.model, list(result.feature_names), metadata)
     train_mask = result.split.train_mask(modelled["event_time"]).to_numpy()
     return Candidate(
         version=version,

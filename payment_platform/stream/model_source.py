@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from payment_platform.features import FEATURE_NAMES
-from payment_platform.model import LoadedModel, ModelIntegrityError, ModelRegistry
+from payment_platform.model import LoadedModel, ModelIntegrityError, ModelRegistry, ModelRegistryError
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class ModelSource:
             return
         try:
             model = bind(self.registry.load(version))
-        except ModelIntegrityError as exc:
+        except ModelRegistryError as exc:
             self._refused = version
             if self._model is None:
                 raise

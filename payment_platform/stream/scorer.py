@@ -105,7 +105,12 @@ class PaymentScorer:
         on_progress: Callable[[ScorerStats], None] | None = None,
     ) -> ScorerStats:
         """Score until stopped, `max_messages` consumed or `idle_timeout_s` without a message."""
-        self.consumer.subscribe([self.config.payment_topic, self.config.labels_topic])
+        assigned: dict[str, float | None] = {"at": None}
+
+        def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            assigned["at"] = assigned["at"] or time.monotonic()
+
+        self.consumer.subscribe([self.config.payment_topic, self.config.labels_topic], on_assign=on_assign)
         last_message = last_progress = time.monotonic()
         try:
             while not should_stop():
@@ -118,7 +123,9 @@ class PaymentScorer:
                 now = time.monotonic()
                 if self._process(messages):
                     last_message = now
-                elif idle_timeout_s is not None and now - last_message >= idle_timeout_s:
+                elif assigned["at"] is None:  # idle time counts from joining the group
+                    last_message = now
+                elif idle_timeout_s is not None and now - max(last_message, assigned["at"]) >= idle_timeout_s:
                     logger.info("no message for %.0fs: stopping", idle_timeout_s)
                     break
                 if on_progress and now - last_progress >= self.config.progress_interval_s:
