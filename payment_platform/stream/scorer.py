@@ -121,9 +121,7 @@ class PaymentScorer:
                         break
                 messages = self.consumer.consume(budget, self.config.poll_timeout_s)
                 now = time.monotonic()
-                if self._process(messages):
-                    last_message = now
-                elif assigned["at"] is None:  # idle time counts from joining the group
+                if self._process(messages) or assigned["at"] is None:
                     last_message = now
                 elif idle_timeout_s is not None and now - max(last_message, assigned["at"]) >= idle_timeout_s:
                     logger.info("no message for %.0fs: stopping", idle_timeout_s)
