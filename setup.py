@@ -15,7 +15,7 @@ setup(
         "scipy>=1.11,<2",
         "joblib>=1.3,<2",
         "SQLAlchemy>=2.0,<3",
-        "PyMySQL>=1.1,<2",
+        "PyMySQL[rsa]>=1.1,<2",  # rsa: MySQL 8 caching_sha2_password logins
         "pandas>=2.2,<4",
         "numpy>=1.26,<3",
         "pyarrow>=16",

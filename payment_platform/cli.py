@@ -254,10 +254,11 @@ def command_dev(args: argparse.Namespace, settings: Settings) -> int:
         start_embedded_broker,
         stop_embedded_broker,
     )
+    from payment_platform.operations import write_embedded_instance_config
 
-    settings.home.mkdir(parents=True, exist_ok=True)
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    (settings.dagster_home / "dagster.yaml").touch()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    write_embedded_instance_config(settings)
     env = {**os.environ, "PAYMENT_HOME": str(settings.home), "DAGSTER_HOME": str(settings.dagster_home)}
     host, _, port = settings.kafka_bootstrap.rpartition(":")
     broker = None

@@ -14,11 +14,31 @@ class TrainingFailed(RuntimeError):
     """Training did not produce a promoted model; the text says why."""
 
 
+EMBEDDED_INSTANCE_CONFIG = """\
+# The embedded Dagster instance of the local quick start (SQLite under PAYMENT_HOME).
+# A real deployment uses the repository's dagster.yaml (dagster-mysql).
+run_coordinator:
+  module: dagster
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 4
+telemetry:
+  enabled: false
+"""
+
+
+def write_embedded_instance_config(settings: Settings) -> None:
+    """Create the embedded instance's home and its dagster.yaml, unless the user wrote one."""
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists() or not config.read_text().strip():
+        config.write_text(EMBEDDED_INSTANCE_CONFIG)
+
+
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     """The instance at DAGSTER_HOME, or the embedded one under PAYMENT_HOME."""
     if not os.environ.get("DAGSTER_HOME"):
-        settings.dagster_home.mkdir(parents=True, exist_ok=True)
-        (settings.dagster_home / "dagster.yaml").touch()
+        write_embedded_instance_config(settings)
         os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return dg.DagsterInstance.get()
 

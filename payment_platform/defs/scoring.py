@@ -1,6 +1,7 @@
 """The long-running scoring job, the sensor that keeps exactly one alive, and the live fraud-rate check."""
 
 import datetime as dt
+import time
 
 import dagster as dg
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from payment_platform.stream.scorer import ScorerStats
 
 SCORED_FRAUD_RATE_CHECK = "scored_fraud_rate_in_band"
 SCORE_JOB = "score_payments"
+SCORER_SILENCE_S = 120  # the scorer reports progress every 10 s; this long without an event means it is gone
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -103,6 +105,23 @@ def _in_flight(instance: dg.DagsterInstance, job_names: list[str]) -> list[dg.Da
     ]
 
 
+def _fail_if_silent(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Mark a started scoring run failed when its heartbeat stopped; True if it was.
+
+    The scorer logs progress every few seconds; a run that has been silent for longer than
+    SCORER_SILENCE_S lost its process (machine restart, kill -9) and would otherwise block the
+    sensor forever, since the default run launcher cannot check its workers' health.
+    """
+    if run.status != dg.DagsterRunStatus.STARTED:
+        return False
+    records = instance.get_records_for_run(run.run_id, ascending=False, limit=1).records
+    last_event = records[0].event_log_entry.timestamp if records else 0.0
+    if time.time() - last_event < SCORER_SILENCE_S:
+        return False
+    instance.report_run_failed(run, f"no heartbeat from the scorer for {SCORER_SILENCE_S}s: its process is gone")
+    return True
+
+
 @dg.sensor(
     name="keep_scoring",
     jobs=[score_payments, train_job, history_job],
@@ -116,7 +135,8 @@ def keep_scoring(
 ) -> dg.SensorResult | dg.SkipReason:
     """Keeps exactly one scoring run alive; on a fresh install, trains and promotes a model first."""
     instance = context.instance
-    if _in_flight(instance, [SCORE_JOB]):
+    scoring = _in_flight(instance, [SCORE_JOB])
+    if scoring and not _fail_if_silent(instance, scoring[0]):
         return dg.SkipReason("a scoring run is already queued or in progress")
     if model_registry.registry().production_version() is not None:
         return dg.SensorResult(run_requests=[dg.RunRequest(job_name=SCORE_JOB)])
