@@ -22,6 +22,9 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     max_concurrent_runs: 4
+python_logs:
+  managed_python_loggers: [payment_platform]
+  python_log_level: INFO
 telemetry:
   enabled: false
 """
@@ -81,11 +84,14 @@ def train_through_dagster(
         run_config=dg.RunConfig(ops={"fraud_model": plan}),
         raise_on_error=False,
     )
-    if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        reason = failure.step_failure_data.error.message.strip().splitlines()[-1] if failure else "see the run"
-        raise TrainingFailed(f"training run {result.run_id} failed: {reason}")
     failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    if not result.success and not failed:  # a failed blocking check also fails the run: reported below
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        error = failure.step_failure_data.error if failure else None
+        while error is not None and error.cause is not None:  # Dagster wraps the user code's exception
+            error = error.cause
+        reason = error.message.strip().splitlines()[-1] if error else "see the run"
+        raise TrainingFailed(f"training run {result.run_id} failed: {reason}")
     candidate = result.output_for_node("fraud_model")
     promoted = {e.asset_key for e in result.get_asset_materialization_events()}
     if failed or dg.AssetKey("production_model") not in promoted:

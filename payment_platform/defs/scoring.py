@@ -88,6 +88,8 @@ def score_stream(
         setup, max_messages=config.max_messages, idle_timeout_s=config.idle_timeout_s, on_progress=report
     )
     report(stats)
+    if stats.interrupted:  # the batch in hand is written and committed: now end the run as terminated
+        raise dg.DagsterExecutionInterruptedError("scorer stopped on request after committing its last batch")
 
 
 @dg.job(name=SCORE_JOB, executor_def=dg.in_process_executor, tags={"payment_platform/role": "scorer"})

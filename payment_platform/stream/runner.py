@@ -93,9 +93,11 @@ def run_scorer(
 ) -> ScorerStats:
     scorer = build_scorer(setup)
     with stop_on_signals() as should_stop:
-        return scorer.run(
+        stats = scorer.run(
             max_messages=max_messages,
             idle_timeout_s=idle_timeout_s,
             should_stop=should_stop,
             on_progress=on_progress,
         )
+        stats.interrupted = should_stop()
+    return stats

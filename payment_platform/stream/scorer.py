@@ -49,6 +49,7 @@ class ScorerStats:
     labels: int = 0
     batches: int = 0
     lag: int | None = None
+    interrupted: bool = False  # stopped by SIGINT/SIGTERM (a run terminated from the UI)
     started: float = field(default_factory=time.monotonic)
     by_status: dict[str, int] = field(default_factory=dict)
 
