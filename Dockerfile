@@ -23,7 +23,7 @@ RUN pip install .
 
 # Instance config and the compose workspace. The storage directories are created here, owned by
 # the service user, so the named volumes mounted on them start with the right owner.
-COPY dagster.yaml ${DAGSTER_HOME}/dagster.yaml
+COPY deploy/dagster.yaml ${DAGSTER_HOME}/dagster.yaml
 COPY deploy/workspace.yaml /opt/dagster/deploy/workspace.yaml
 RUN mkdir -p ${DAGSTER_HOME}/storage ${PAYMENT_HOME} \
     && chown -R payment:payment ${DAGSTER_HOME}/storage ${PAYMENT_HOME}

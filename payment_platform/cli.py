@@ -7,6 +7,7 @@ and never prints a password.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -278,6 +279,7 @@ def command_dev(args: argparse.Namespace, settings: Settings) -> int:
                 env=env,
                 stdout=producer_log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         )
         children.append(
@@ -295,6 +297,7 @@ def command_dev(args: argparse.Namespace, settings: Settings) -> int:
                     str(args.port),
                 ],
                 env=env,
+                start_new_session=True,
             )
         )
         print(
@@ -309,16 +312,24 @@ def command_dev(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # Each child leads its own process group: the signal reaches Dagster's webserver, daemon,
+        # code servers and the scoring run too, which then commits its last batch and exits.
         for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+            _signal_group(child, signal.SIGINT)
         for child in children:
             try:
                 child.wait(30)
             except subprocess.TimeoutExpired:
-                child.kill()
+                _signal_group(child, signal.SIGKILL)
+            time.sleep(1)
+            _signal_group(child, signal.SIGTERM)  # anything of the group still running
         if broker is not None:
             stop_embedded_broker(broker)
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signum)
 
 
 def _stop_flag():

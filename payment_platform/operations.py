@@ -16,7 +16,7 @@ class TrainingFailed(RuntimeError):
 
 EMBEDDED_INSTANCE_CONFIG = """\
 # The embedded Dagster instance of the local quick start (SQLite under PAYMENT_HOME).
-# A real deployment uses the repository's dagster.yaml (dagster-mysql).
+# A real deployment uses deploy/dagster.yaml (dagster-mysql).
 run_coordinator:
   module: dagster
   class: QueuedRunCoordinator

@@ -33,7 +33,7 @@ from payment_platform_tests.conftest import free_port
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
-DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
+DAGSTER_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
 LOCAL_WORKSPACE = REPO_ROOT / "workspace.yaml"
 DEPLOY_WORKSPACE = REPO_ROOT / "deploy" / "workspace.yaml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -329,7 +329,7 @@ def test_dockerfile_builds_a_non_root_code_location_image() -> None:
     assert re.search(r"^RUN pip install \.(\s|$)", text, re.MULTILINE)
     assert f"DAGSTER_HOME={DAGSTER_HOME_IN_IMAGE}" in text
     assert "PAYMENT_HOME=/var/lib/payment_platform" in text
-    assert re.search(r"^COPY dagster\.yaml \$\{DAGSTER_HOME\}/dagster\.yaml$", text, re.MULTILINE)
+    assert re.search(r"^COPY deploy/dagster\.yaml \$\{DAGSTER_HOME\}/dagster\.yaml$", text, re.MULTILINE)
     assert re.search(rf"^COPY deploy/workspace\.yaml {DEPLOY_WORKSPACE_IN_IMAGE}$", text, re.MULTILINE)
     assert re.search(r"^WORKDIR /", text, re.MULTILINE)
     users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
@@ -434,7 +434,7 @@ def test_dagster_yaml_is_mysql_storage_from_the_environment(monkeypatch: pytest.
     for var in DAGSTER_MYSQL_VARS:
         monkeypatch.setenv(var, "x")
     monkeypatch.setenv("DAGSTER_MYSQL_PORT", "3306")
-    validated, _ = dagster_instance_config(str(REPO_ROOT))
+    validated, _ = dagster_instance_config(str(DAGSTER_YAML.parent))
     assert validated["storage"]["mysql"]["mysql_db"]["port"] == {"env": "DAGSTER_MYSQL_PORT"}
 
 

@@ -1,0 +1,781 @@
+"""The Dagster face of the platform: the real Definitions run on a test instance with temp resources.
+
+Every test has its own PAYMENT_HOME and builds the resources explicitly, so nothing depends on the
+environment the definitions module was imported in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import subprocess
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from sklearn.linear_model import LogisticRegression
+
+from payment_platform.definitions import defs
+from payment_platform.defs import model as model_defs
+from payment_platform.defs import scoring as scoring_defs
+from payment_platform.defs.history import HISTORY_FRAUD_RATE_CHECK, HistoryConfig, transaction_history
+from payment_platform.defs.model import MODEL_METRICS_FLOORS_CHECK, TrainingConfig
+from payment_platform.defs.reports import daily_scoring_report
+from payment_platform.defs.scoring import SCORED_FRAUD_RATE_CHECK, ScoredFraudRateConfig, keep_scoring
+from payment_platform.model import ModelRegistry
+from payment_platform.model.pipeline import MetricFloors, training_window
+from payment_platform.resources import (
+    HistoryStoreResource,
+    KafkaResource,
+    ModelRegistryResource,
+    ScoreStoreResource,
+)
+from payment_platform.store.database import connect_store
+from payment_platform.store.tables import daily_scoring_reports
+from payment_platform.store.writer import ScoreWriter
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+CHECK_OP = f"scored_transactions_{SCORED_FRAUD_RATE_CHECK}"
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh PAYMENT_HOME; the database URL then defaults to SQLite inside it."""
+    monkeypatch.setenv("PAYMENT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PAYMENT_DB_URL", raising=False)
+    return tmp_path / "home"
+
+
+def build_test_resources(home: Path) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "kafka": KafkaResource(bootstrap_servers="127.0.0.1:1"),  # nothing here talks to Kafka
+        "score_store": ScoreStoreResource(url=f"sqlite:///{home / 'payments.db'}"),
+        "model_registry": ModelRegistryResource(root=str(home / "models")),
+        "history": HistoryStoreResource(root=str(home / "history")),
+    }
+
+
+@pytest.fixture()
+def resources(home: Path) -> dict[str, dg.ConfigurableResource]:
+    return build_test_resources(home)
+
+
+@pytest.fixture()
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def platform_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
+    """The code location's own definitions, bound to the test's resources."""
+    return dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        sensors=defs.sensors,
+        schedules=defs.schedules,
+        resources=resources,
+    )
+
+
+def metadata_values(metadata: dict[str, dg.MetadataValue]) -> dict[str, object]:
+    return {key: value.value for key, value in metadata.items()}
+
+
+def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, object]]:
+    """Metadata of each materialized asset, by key."""
+    return {
+        event.asset_key.to_user_string(): metadata_values(event.materialization.metadata)
+        for event in result.get_asset_materialization_events()
+    }
+
+
+def only_check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+# --- the code location ---------------------------------------------------------------------------
+
+
+def test_definitions_hold_the_jobs_sensor_schedules_and_assets() -> None:
+    repository = defs.get_repository_def()
+    job_names = {job.name for job in repository.get_all_jobs()}
+    assert {
+        "materialize_history",
+        "train_model",
+        "score_payments",
+        "check_scored_fraud_rate",
+        "daily_report",
+    } <= job_names
+
+    (sensor,) = repository.sensor_defs
+    assert sensor.name == "keep_scoring"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert {job.name for job in sensor.jobs} == {"score_payments", "train_model", "materialize_history"}
+
+    schedules = {schedule.name: schedule for schedule in repository.schedule_defs}
+    assert set(schedules) == {"daily_history_schedule", "daily_report_schedule", "scored_fraud_rate_schedule"}
+    assert schedules["daily_history_schedule"].job_name == "materialize_history"
+    assert schedules["daily_report_schedule"].job_name == "daily_report"
+    assert schedules["scored_fraud_rate_schedule"].job_name == "check_scored_fraud_rate"
+
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert keys == {
+        "transaction_history",
+        "fraud_model",
+        "model_metrics",
+        "production_model",
+        "scored_transactions",
+        "daily_scoring_report",
+    }
+    check_keys = {(key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys}
+    assert check_keys == {
+        ("transaction_history", HISTORY_FRAUD_RATE_CHECK),
+        ("model_metrics", MODEL_METRICS_FLOORS_CHECK),
+        ("scored_transactions", SCORED_FRAUD_RATE_CHECK),
+    }
+
+
+def test_training_job_selects_model_metrics_and_promotion() -> None:
+    train = defs.resolve_job_def("train_model")
+    selected = {key.to_user_string() for key in train.asset_layer.executable_asset_keys}
+    assert selected == {"fraud_model", "model_metrics", "production_model"}
+
+
+def run_cli(args: list[str], cwd: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """A dagster command with its own instance and PAYMENT_HOME, never the developer's."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    (dagster_home / "dagster.yaml").touch()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "PAYMENT_HOME": str(tmp_path / "cli_home"),
+    }
+    env.pop("PAYMENT_DB_URL", None)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_dagster_validates_the_module(tmp_path: Path) -> None:
+    done = run_cli(["dagster", "definitions", "validate", "-m", "payment_platform.definitions"], tmp_path, tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Validation successful" in done.stdout + done.stderr
+    assert not (tmp_path / "cli_home").exists()  # loading the definitions writes nothing
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "workspace.yaml").exists(), reason="no workspace.yaml in the repository")
+def test_dagster_validates_the_workspace(tmp_path: Path) -> None:
+    done = run_cli(["dagster", "definitions", "validate", "-w", "workspace.yaml"], REPO_ROOT, tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Validation successful for code location payment_platform" in done.stdout + done.stderr
+
+
+# --- transaction_history -------------------------------------------------------------------------
+
+
+def test_history_partition_materializes_and_passes_its_check(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    result = dg.materialize([transaction_history], instance=instance, resources=resources, partition_key="2026-03-01")
+    assert result.success
+    path = home / "history" / "date=2026-03-01.parquet"
+    assert [p.name for p in (home / "history").iterdir()] == [path.name]
+    payments = pd.read_parquet(path)
+    assert len(payments) > 1000
+    assert payments["event_time"].dt.date.eq(dt.date(2026, 3, 1)).all()
+
+    metadata = materializations(result)["transaction_history"]
+    assert metadata["days"] == 1
+    assert metadata["payments"] == len(payments)
+    assert metadata["fraud_rate"] == pytest.approx(payments["is_fraud"].mean())
+
+    check = only_check(result)
+    assert (check.check_name, check.passed) == (HISTORY_FRAUD_RATE_CHECK, True)
+    assert metadata_values(check.metadata)["days_out_of_band"] == 0
+
+    # Re-running the day replaces its file with the same payments.
+    again = dg.materialize([transaction_history], instance=instance, resources=resources, partition_key="2026-03-01")
+    assert again.success
+    pd.testing.assert_frame_equal(pd.read_parquet(path), payments)
+
+
+def test_history_check_fails_when_the_fraud_rate_is_out_of_band(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    result = dg.materialize(
+        [transaction_history],
+        instance=instance,
+        resources=resources,
+        partition_key="2026-03-01",
+        run_config=dg.RunConfig(ops={"transaction_history": HistoryConfig(n_cards=2000, max_fraud_rate=0.0001)}),
+    )
+    assert result.success  # the check is not blocking: the data is written and flagged
+    assert (home / "history" / "date=2026-03-01.parquet").exists()
+    check = only_check(result)
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    metadata = metadata_values(check.metadata)
+    assert (metadata["days_out_of_band"], metadata["first_out_of_band"]) == (1, "2026-03-01")
+    assert "0.01%" in (check.description or "")
+
+
+# --- training, the blocking check and promotion --------------------------------------------------
+
+HISTORY_FIRST, HISTORY_LAST = dt.date(2026, 1, 1), dt.date(2026, 2, 9)  # 40 days
+SMALL_WORLD = HistoryConfig(n_cards=2000)
+SHORT_TRAINING = TrainingConfig(window_days=40, warmup_days=7, test_days=10, gap_days=7)
+
+
+@dataclasses.dataclass(frozen=True)
+class SmallWorldFloors(MetricFloors):
+    """The real AUC and AP floors; CP@100 scaled down, as 2,000 cards have few compromised cards a day."""
+
+    card_precision_at_k: float = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class ImpossibleFloors(MetricFloors):
+    roc_auc: float = 1.01
+
+
+@pytest.fixture(scope="module")
+def history_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 days of a small world's history, materialized once as a single-run backfill of the range."""
+    home = tmp_path_factory.mktemp("history_home")
+    with dg.instance_for_test() as test_instance:
+        result = (
+            platform_defs(build_test_resources(home))
+            .resolve_job_def("materialize_history")
+            .execute_in_process(
+                instance=test_instance,
+                tags={RANGE_START: HISTORY_FIRST.isoformat(), RANGE_END: HISTORY_LAST.isoformat()},
+                run_config=dg.RunConfig(ops={"transaction_history": SMALL_WORLD}),
+            )
+        )
+    assert result.success
+    assert materializations(result)["transaction_history"]["days"] == 40
+    assert only_check(result).passed
+    return home / "history"
+
+
+def test_history_backfill_writes_every_day_of_the_range(history_root: Path) -> None:
+    days = sorted(p.name for p in history_root.iterdir())
+    assert len(days) == 40
+    assert (days[0], days[-1]) == ("date=2026-01-01.parquet", "date=2026-02-09.parquet")
+
+
+def train(resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return (
+        platform_defs(resources)
+        .resolve_job_def("train_model")
+        .execute_in_process(
+            instance=instance,
+            run_config=dg.RunConfig(ops={"fraud_model": SHORT_TRAINING}),
+            raise_on_error=False,
+        )
+    )
+
+
+def test_training_promotes_a_model_that_clears_its_floors(
+    history_root: Path,
+    resources: dict[str, dg.ConfigurableResource],
+    instance: dg.DagsterInstance,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(model_defs, "MetricFloors", SmallWorldFloors)
+    resources = {**resources, "history": HistoryStoreResource(root=str(history_root))}
+
+    result = train(resources, instance)
+
+    assert result.success
+    candidate = result.output_for_node("fraud_model")
+    registry = ModelRegistry(home / "models")
+    assert registry.production_version() == candidate.version
+    assert registry.versions() == [candidate.version]
+    assert (candidate.window_start, candidate.window_end) == (HISTORY_FIRST, HISTORY_LAST)
+
+    materialized = materializations(result)
+    assert set(materialized) == {"fraud_model", "model_metrics", "production_model"}
+    assert materialized["fraud_model"]["version"] == candidate.version
+    assert materialized["fraud_model"]["window_start"] == "2026-01-01"
+    metrics = materialized["model_metrics"]
+    assert metrics["version"] == candidate.version
+    assert metrics["roc_auc"] >= MetricFloors.roc_auc
+    assert metrics["average_precision"] >= MetricFloors.average_precision
+    assert metrics["n_test_days"] == 10
+    assert materialized["production_model"] == {"version": candidate.version, "previous_version": ""}
+    assert result.output_for_node("model_metrics")["roc_auc"] == metrics["roc_auc"]
+
+    check = only_check(result)
+    assert (check.asset_key.to_user_string(), check.check_name) == ("model_metrics", MODEL_METRICS_FLOORS_CHECK)
+    assert check.passed and check.blocking
+    assert metadata_values(check.metadata)["floor_card_precision_at_k"] == 0.02
+
+    loaded = registry.load_production()
+    assert loaded is not None
+    assert loaded.review_threshold == candidate.review_threshold
+
+
+def small_model() -> LogisticRegression:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2))
+    return LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+
+
+def test_a_model_below_its_floors_is_not_promoted(
+    history_root: Path,
+    resources: dict[str, dg.ConfigurableResource],
+    instance: dg.DagsterInstance,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = ModelRegistry(home / "models")
+    previous = registry.save(small_model(), ["a", "b"], {"review_threshold": 0.2, "decline_threshold": 0.8})
+    registry.promote(previous)
+    monkeypatch.setattr(model_defs, "MetricFloors", ImpossibleFloors)
+    resources = {**resources, "history": HistoryStoreResource(root=str(history_root))}
+
+    result = train(resources, instance)
+
+    assert not result.success
+    candidate = result.output_for_node("fraud_model")
+    assert set(materializations(result)) == {"fraud_model", "model_metrics"}
+    assert registry.production_version() == previous
+    assert sorted(registry.versions()) == sorted([previous, candidate.version])
+
+    check = only_check(result)
+    assert check.check_name == MODEL_METRICS_FLOORS_CHECK
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert "roc_auc" in (check.description or "") and "< floor 1.0100" in (check.description or "")
+    started = {event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_START}
+    assert started == {"fraud_model", "model_metrics"}
+
+
+def test_training_without_history_fails_with_a_reason(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    result = train(resources, instance)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert failure.step_key == "fraud_model"
+    assert failure.step_failure_data.error.cause is not None
+    assert "materialize the history first" in failure.step_failure_data.error.cause.message
+    assert ModelRegistry(home / "models").production_version() is None
+
+
+def test_cli_training_failure_names_the_cause(tmp_path: Path) -> None:
+    """`payment-platform train` exits non-zero with the user code's reason, not Dagster's wrapper."""
+    done = run_cli(["payment-platform", "train", "--source", "database", "--until", "2026-03-01"], tmp_path, tmp_path)
+    assert done.returncode != 0
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert "no scored payments between 2025-12-20 and 2026-03-01" in last_line
+    assert "Error occurred while executing" not in last_line
+
+
+# --- the keep_scoring sensor ---------------------------------------------------------------------
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+def evaluate_sensor(
+    instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
+) -> dg.SensorResult | dg.SkipReason:
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={"model_registry": resources["model_registry"], "history": resources["history"]},
+    )
+    return keep_scoring(context)
+
+
+def run_requests(result: dg.SensorResult | dg.SkipReason) -> list[dg.RunRequest]:
+    return [] if isinstance(result, dg.SkipReason) else list(result.run_requests or [])
+
+
+# The run event that moves a run into each status, as the run coordinator and launcher report it.
+STATUS_EVENT = {
+    dg.DagsterRunStatus.QUEUED: dg.DagsterEventType.RUN_ENQUEUED,
+    dg.DagsterRunStatus.STARTING: dg.DagsterEventType.RUN_STARTING,
+    dg.DagsterRunStatus.STARTED: dg.DagsterEventType.RUN_START,
+    dg.DagsterRunStatus.CANCELING: dg.DagsterEventType.RUN_CANCELING,
+    dg.DagsterRunStatus.SUCCESS: dg.DagsterEventType.RUN_SUCCESS,
+    dg.DagsterRunStatus.FAILURE: dg.DagsterEventType.RUN_FAILURE,
+    dg.DagsterRunStatus.CANCELED: dg.DagsterEventType.RUN_CANCELED,
+}
+
+
+def add_run(
+    instance: dg.DagsterInstance,
+    resources: dict[str, dg.ConfigurableResource],
+    job_name: str,
+    status: dg.DagsterRunStatus = dg.DagsterRunStatus.STARTED,
+) -> dg.DagsterRun:
+    """A run of the job in the instance, brought to `status` by the run event that sets it.
+
+    The run carries the origin of its code, as a launch from the UI or a sensor does (a queued run needs it).
+    """
+    location = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name="payment_platform.definitions", attribute="defs"),
+        location_name="payment_platform",
+    )
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_name)
+    run = instance.create_run_for_job(platform_defs(resources).resolve_job_def(job_name), remote_job_origin=origin)
+    if status in STATUS_EVENT:
+        instance.report_dagster_event(
+            dg.DagsterEvent(event_type_value=STATUS_EVENT[status].value, job_name=job_name), run_id=run.run_id
+        )
+    stored = instance.get_run_by_id(run.run_id)
+    assert stored is not None and stored.status == status
+    return stored
+
+
+def promote_a_model(home: Path) -> str:
+    registry = ModelRegistry(home / "models")
+    version = registry.save(small_model(), ["a", "b"], {"review_threshold": 0.2, "decline_threshold": 0.8})
+    registry.promote(version)
+    return version
+
+
+def sensor_window() -> list[dt.date]:
+    """The days the sensor wants before training: the default window ending yesterday (UTC)."""
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    return training_window(yesterday, TrainingConfig().window_days).days()
+
+
+def write_history_files(home: Path, days: list[dt.date]) -> None:
+    """Partitions as the sensor sees them: it only looks for the files."""
+    (home / "history").mkdir(parents=True, exist_ok=True)
+    for day in days:
+        (home / "history" / f"date={day.isoformat()}.parquet").touch()
+
+
+def test_sensor_starts_the_scorer_when_a_model_is_promoted(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    promote_a_model(home)
+    (request,) = run_requests(evaluate_sensor(instance, resources))
+    assert request.job_name == "score_payments"
+    assert request.run_key is None  # a restart after the scorer ended must not be deduplicated away
+
+
+@pytest.mark.parametrize("status", IN_FLIGHT, ids=lambda s: s.value)
+def test_sensor_skips_while_a_scoring_run_is_in_flight(
+    resources: dict[str, dg.ConfigurableResource],
+    instance: dg.DagsterInstance,
+    home: Path,
+    status: dg.DagsterRunStatus,
+) -> None:
+    promote_a_model(home)
+    add_run(instance, resources, "score_payments", status)
+    result = evaluate_sensor(instance, resources)
+    assert isinstance(result, dg.SkipReason)
+    assert "scoring run" in (result.skip_message or "")
+
+
+@pytest.mark.parametrize("status", FINISHED, ids=lambda s: s.value)
+def test_sensor_restarts_the_scorer_after_its_run_ended(
+    resources: dict[str, dg.ConfigurableResource],
+    instance: dg.DagsterInstance,
+    home: Path,
+    status: dg.DagsterRunStatus,
+) -> None:
+    promote_a_model(home)
+    add_run(instance, resources, "score_payments", status)
+    (request,) = run_requests(evaluate_sensor(instance, resources))
+    assert request.job_name == "score_payments"
+
+
+def test_sensor_replaces_a_scoring_run_whose_heartbeat_stopped(
+    resources: dict[str, dg.ConfigurableResource],
+    instance: dg.DagsterInstance,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    promote_a_model(home)
+    silent = add_run(instance, resources, "score_payments")
+    monkeypatch.setattr(scoring_defs, "SCORER_SILENCE_S", 0)
+    (request,) = run_requests(evaluate_sensor(instance, resources))
+    assert request.job_name == "score_payments"
+    failed = instance.get_run_by_id(silent.run_id)
+    assert failed is not None and failed.status == dg.DagsterRunStatus.FAILURE
+
+
+@pytest.mark.parametrize("status", [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING], ids=lambda s: s.value)
+def test_sensor_never_fails_a_scoring_run_that_has_not_started(
+    resources: dict[str, dg.ConfigurableResource],
+    instance: dg.DagsterInstance,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    status: dg.DagsterRunStatus,
+) -> None:
+    promote_a_model(home)
+    waiting = add_run(instance, resources, "score_payments", status)
+    monkeypatch.setattr(scoring_defs, "SCORER_SILENCE_S", 0)
+    assert isinstance(evaluate_sensor(instance, resources), dg.SkipReason)
+    unchanged = instance.get_run_by_id(waiting.run_id)
+    assert unchanged is not None and unchanged.status == status
+
+
+def test_sensor_materializes_the_missing_history_first(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    window = sensor_window()
+    assert len(window) == TrainingConfig().window_days
+    write_history_files(home, window[-10:])
+    (request,) = run_requests(evaluate_sensor(instance, resources))
+    assert request.job_name == "materialize_history"
+    assert request.tags[RANGE_START] == window[0].isoformat()
+    assert request.tags[RANGE_END] == window[-11].isoformat()
+
+
+def test_sensor_requests_the_whole_window_on_a_fresh_install(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance
+) -> None:
+    window = sensor_window()
+    (request,) = run_requests(evaluate_sensor(instance, resources))
+    assert request.job_name == "materialize_history"
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (window[0].isoformat(), window[-1].isoformat())
+
+
+def test_sensor_trains_when_the_history_is_complete(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    write_history_files(home, sensor_window())
+    (request,) = run_requests(evaluate_sensor(instance, resources))
+    assert request.job_name == "train_model"
+
+
+@pytest.mark.parametrize("job_name", ["train_model", "materialize_history"])
+def test_sensor_waits_for_training_runs_in_progress(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path, job_name: str
+) -> None:
+    write_history_files(home, sensor_window())
+    add_run(instance, resources, job_name)
+    result = evaluate_sensor(instance, resources)
+    assert isinstance(result, dg.SkipReason)
+    assert "training runs in progress" in (result.skip_message or "")
+
+
+def test_sensor_trains_again_after_a_failed_training_run(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    write_history_files(home, sensor_window())
+    add_run(instance, resources, "train_model", dg.DagsterRunStatus.FAILURE)
+    (request,) = run_requests(evaluate_sensor(instance, resources))
+    assert request.job_name == "train_model"
+
+
+# --- the scored fraud-rate check -----------------------------------------------------------------
+
+
+def insert_scored(
+    home: Path,
+    *,
+    approved: int,
+    declined: int = 0,
+    review: int = 0,
+    flag_reason: str = "model_score",
+    minutes_ago: float = 5.0,
+    prefix: str = "tx",
+) -> None:
+    """Scored payments written `minutes_ago` (UTC); the flagged ones carry `flag_reason`."""
+    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=minutes_ago)
+    statuses = ["APPROVED"] * approved + ["DECLINED"] * declined + ["REVIEW"] * review
+    rows = [
+        {
+            "transaction_id": f"{prefix}-{i}",
+            "customer_id": f"card-{i % 97}",
+            "terminal_id": "term-1",
+            "amount": Decimal("20.00"),
+            "currency": "EUR",
+            "event_time": scored_at - dt.timedelta(milliseconds=30),
+            "score": 0.9 if status != "APPROVED" else 0.01,
+            "status": status,
+            "reasons": "" if status == "APPROVED" else flag_reason,
+            "model_version": "v1",
+            "scored_at": scored_at,
+            "kafka_partition": 0,
+            "kafka_offset": i,
+        }
+        for i, status in enumerate(statuses)
+    ]
+    engine = connect_store(f"sqlite:///{home / 'payments.db'}")
+    try:
+        assert ScoreWriter(engine).write(rows) == len(rows)
+    finally:
+        engine.dispose()
+
+
+def run_fraud_rate_check(
+    resources: dict[str, dg.ConfigurableResource],
+    instance: dg.DagsterInstance,
+    config: ScoredFraudRateConfig | None = None,
+) -> dg.AssetCheckEvaluation:
+    job = platform_defs(resources).resolve_job_def("check_scored_fraud_rate")
+    run_config = dg.RunConfig(ops={CHECK_OP: config}) if config else None
+    result = job.execute_in_process(instance=instance, run_config=run_config)
+    assert result.success  # the check is not blocking: a failed check is a finding, not a failed run
+    assert materializations(result) == {}
+    evaluation = only_check(result)
+    assert (evaluation.asset_key.to_user_string(), evaluation.check_name) == (
+        "scored_transactions",
+        SCORED_FRAUD_RATE_CHECK,
+    )
+    return evaluation
+
+
+def test_fraud_rate_check_passes_at_one_percent(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    insert_scored(home, approved=990, declined=4, review=6, flag_reason="model_score,velocity_1h")
+    evaluation = run_fraud_rate_check(resources, instance)
+    assert evaluation.passed
+    metadata = metadata_values(evaluation.metadata)
+    assert metadata["payments"] == 1000
+    assert metadata["flagged_share"] == pytest.approx(0.01)
+    assert metadata["model_flagged_share"] == pytest.approx(0.01)
+
+
+def test_fraud_rate_check_errors_when_a_fifth_is_declined(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    insert_scored(home, approved=800, declined=200)
+    evaluation = run_fraud_rate_check(resources, instance)
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert "flagged 20.00%" in (evaluation.description or "")
+
+
+def test_fraud_rate_check_warns_slightly_above_the_band(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    insert_scored(home, approved=930, declined=40, review=30)
+    evaluation = run_fraud_rate_check(resources, instance)
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert metadata_values(evaluation.metadata)["flagged_share"] == pytest.approx(0.07)
+
+
+def test_fraud_rate_check_errors_when_the_model_flags_nothing(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    insert_scored(home, approved=990, review=10, flag_reason="high_amount")
+    evaluation = run_fraud_rate_check(resources, instance)
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert metadata_values(evaluation.metadata)["model_flagged_share"] == 0.0
+
+
+def test_fraud_rate_check_passes_with_too_few_payments(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    insert_scored(home, approved=50, declined=50)
+    evaluation = run_fraud_rate_check(resources, instance)
+    assert evaluation.passed
+    assert "too few" in (evaluation.description or "")
+    assert metadata_values(evaluation.metadata)["payments"] == 100
+
+
+def test_fraud_rate_check_on_an_empty_store(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance
+) -> None:
+    evaluation = run_fraud_rate_check(resources, instance)
+    assert evaluation.passed
+    assert "only 0 payments" in (evaluation.description or "")
+
+
+def test_fraud_rate_check_looks_only_at_its_lookback(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    insert_scored(home, approved=500, declined=500, minutes_ago=90, prefix="old")
+    insert_scored(home, approved=297, declined=3, prefix="new")
+    evaluation = run_fraud_rate_check(resources, instance)
+    assert evaluation.passed
+    assert metadata_values(evaluation.metadata)["payments"] == 300
+
+    wider = run_fraud_rate_check(resources, instance, ScoredFraudRateConfig(lookback_minutes=120))
+    assert not wider.passed
+    assert wider.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_fraud_rate_check_minimum_is_configurable(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    insert_scored(home, approved=80, declined=20)
+    evaluation = run_fraud_rate_check(resources, instance, ScoredFraudRateConfig(min_payments=50))
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+
+
+# --- the daily scoring report --------------------------------------------------------------------
+
+
+def test_daily_report_materializes_one_row_per_day(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    day = dt.date(2026, 3, 1)
+    noon = dt.datetime(2026, 3, 1, 12, 0)
+    statuses = ["APPROVED"] * 7 + ["REVIEW"] * 2 + ["DECLINED"]
+    rows = [
+        {
+            "transaction_id": f"r-{i}",
+            "customer_id": "card-1",
+            "terminal_id": "term-1",
+            "amount": Decimal(f"{i + 1}.00"),
+            "currency": "EUR",
+            "event_time": noon + dt.timedelta(minutes=i),
+            "score": 0.5,
+            "status": status,
+            "reasons": "" if status == "APPROVED" else "model_score",
+            "model_version": "v1",
+            "scored_at": noon + dt.timedelta(minutes=i, milliseconds=40),
+            "kafka_partition": 0,
+            "kafka_offset": i,
+        }
+        for i, status in enumerate(statuses)
+    ]
+    rows.append({**rows[0], "transaction_id": "other-day", "event_time": noon + dt.timedelta(days=1)})
+    engine = connect_store(f"sqlite:///{home / 'payments.db'}")
+    try:
+        ScoreWriter(engine).write(rows)
+
+        for _ in range(2):  # a re-run of the partition replaces the day's row
+            result = dg.materialize(
+                [daily_scoring_report], instance=instance, resources=resources, partition_key=day.isoformat()
+            )
+            assert result.success
+
+        with engine.connect() as conn:
+            stored = conn.execute(sa.select(daily_scoring_reports)).mappings().all()
+    finally:
+        engine.dispose()
+
+    assert len(stored) == 1
+    assert (stored[0]["day"], stored[0]["payments"], stored[0]["review"], stored[0]["declined"]) == (day, 10, 2, 1)
+    metadata = materializations(result)["daily_scoring_report"]
+    assert (metadata["payments"], metadata["approved"], metadata["review"], metadata["declined"]) == (10, 7, 2, 1)
+    assert metadata["amount_total"] == pytest.approx(55.0)
+    assert metadata["latency_p50_ms"] == pytest.approx(40.0)
+    assert "labelled_fraud_rate" not in metadata  # no labels yet: left out rather than zero
+    (event,) = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("daily_scoring_report")
+    ]
+    assert event.partition == "2026-03-01"

@@ -1,0 +1,318 @@
+"""The score store on SQLite and on the real MariaDB: idempotent writes, label upserts, reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from payment_platform.store.database import StoreUnavailable, connect_store
+from payment_platform.store.reports import build_daily_report, save_daily_report
+from payment_platform.store.tables import daily_scoring_reports, scored_transactions, transaction_labels
+from payment_platform.store.writer import SCORED_COLUMNS, LabelRow, ScoreWriter, us_to_datetimes
+
+DAY = dt.date(2026, 3, 1)
+NOON = dt.datetime(2026, 3, 1, 12, 0)
+
+
+def scored_row(transaction_id: str, **fields: object) -> dict[str, object]:
+    """A scored payment as the scorer writes it (naive UTC datetimes)."""
+    row: dict[str, object] = {
+        "transaction_id": transaction_id,
+        "customer_id": "card-1",
+        "terminal_id": "term-1",
+        "amount": Decimal("12.50"),
+        "currency": "EUR",
+        "event_time": NOON,
+        "score": 0.01,
+        "status": "APPROVED",
+        "reasons": "",
+        "model_version": "v1",
+        "scored_at": NOON + dt.timedelta(milliseconds=50),
+        "kafka_partition": 0,
+        "kafka_offset": 1,
+    }
+    row.update(fields)
+    assert set(row) == set(SCORED_COLUMNS)
+    return row
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A fresh score store with the contract tables, on SQLite (a temp file) or the real MariaDB."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store' / 'payments.db'}"
+    else:
+        url = request.getfixturevalue("mysql_database")
+    store = connect_store(url)
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+def all_scored(engine: sa.Engine) -> dict[str, dict[str, object]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(scored_transactions)).mappings().all()
+    return {row["transaction_id"]: dict(row) for row in rows}
+
+
+def all_labels(engine: sa.Engine) -> dict[str, tuple[bool, dt.datetime]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(transaction_labels)).all()
+    return {row.transaction_id: (bool(row.is_fraud), row.labelled_at) for row in rows}
+
+
+# --- scored payments -----------------------------------------------------------------------------
+
+
+def test_connect_store_creates_the_tables(engine: sa.Engine) -> None:
+    names = set(sa.inspect(engine).get_table_names())
+    assert {"scored_transactions", "transaction_labels", "daily_scoring_reports"} <= names
+
+
+def test_a_row_round_trips_exactly(engine: sa.Engine) -> None:
+    event_time = dt.datetime(2026, 3, 1, 12, 0, 0, 123_456)
+    row = scored_row(
+        "tx-1",
+        event_time=event_time,
+        scored_at=event_time + dt.timedelta(microseconds=7),
+        amount=Decimal("999999.99"),
+        score=0.123456789,
+        kafka_offset=2**40,
+    )
+    assert ScoreWriter(engine).write([row]) == 1
+    stored = all_scored(engine)["tx-1"]
+    assert {k: stored[k] for k in SCORED_COLUMNS} == row
+    assert isinstance(stored["id"], int)
+
+
+def test_the_same_transaction_twice_keeps_one_row_and_the_first_stands(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    assert writer.write([scored_row("tx-1", score=0.1, model_version="first")]) == 1
+    assert writer.write([scored_row("tx-1", score=0.9, status="DECLINED", model_version="second")]) == 0
+    stored = all_scored(engine)
+    assert list(stored) == ["tx-1"]
+    assert (stored["tx-1"]["score"], stored["tx-1"]["model_version"]) == (0.1, "first")
+
+
+def test_write_counts_only_new_rows(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    assert writer.write([scored_row("a"), scored_row("b")]) == 2
+    assert writer.write([scored_row("b"), scored_row("c"), scored_row("a"), scored_row("d")]) == 2
+    assert writer.write([scored_row("a"), scored_row("b")]) == 0
+    assert sorted(all_scored(engine)) == ["a", "b", "c", "d"]
+
+
+def test_a_replayed_batch_is_absorbed(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    batch = [scored_row(f"tx-{i}", kafka_offset=i) for i in range(500)]
+    assert writer.write(batch) == 500
+    assert writer.write(batch) == 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(scored_transactions)).scalar_one() == 500
+
+
+def test_a_duplicate_inside_one_batch_keeps_the_first(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    assert writer.write([scored_row("dup", model_version="first"), scored_row("dup", model_version="second")]) == 1
+    assert all_scored(engine)["dup"]["model_version"] == "first"
+
+
+def test_an_empty_batch_writes_nothing(engine: sa.Engine) -> None:
+    assert ScoreWriter(engine).write([]) == 0
+    assert all_scored(engine) == {}
+
+
+def test_transaction_ids_are_case_sensitive(engine: sa.Engine) -> None:
+    assert ScoreWriter(engine).write([scored_row("Tx-A"), scored_row("tx-a")]) == 2
+    assert sorted(all_scored(engine)) == ["Tx-A", "tx-a"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "💳😀🚀",  # 4-byte UTF-8: needs utf8mb4
+        'O\'Brien "quoted" `back`',
+        "'; DROP TABLE x; --",
+        "Zürich-ß-東京-\\n-%_",
+        "x" * 64,
+    ],
+)
+def test_strings_are_stored_verbatim(engine: sa.Engine, text: str) -> None:
+    row = scored_row(text, customer_id=text, terminal_id=text, reasons=text, model_version=text)
+    assert ScoreWriter(engine).write([row]) == 1
+    ScoreWriter(engine).write([], [LabelRow(text, True, NOON)])
+    stored = all_scored(engine)[text]
+    assert [stored[k] for k in ("transaction_id", "customer_id", "terminal_id", "reasons", "model_version")] == [
+        text
+    ] * 5
+    assert all_labels(engine) == {text: (True, NOON)}
+    assert {"scored_transactions", "transaction_labels"} <= set(sa.inspect(engine).get_table_names())
+
+
+# --- labels --------------------------------------------------------------------------------------
+
+EARLY = LabelRow("tx-1", False, dt.datetime(2026, 3, 1, 12, 0, 0, 1))
+LATE = LabelRow("tx-1", True, dt.datetime(2026, 3, 8, 9, 30, 0, 250_000))
+
+
+@pytest.mark.parametrize("order", ["early-then-late", "late-then-early"])
+def test_the_latest_label_wins_in_both_arrival_orders(engine: sa.Engine, order: str) -> None:
+    writer = ScoreWriter(engine)
+    first, second = (EARLY, LATE) if order == "early-then-late" else (LATE, EARLY)
+    assert writer.write([], [first]) == 0
+    writer.write([], [second])
+    assert all_labels(engine) == {"tx-1": (True, LATE.labelled_at)}
+
+
+def test_a_retraction_arriving_later_wins(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    retraction = LabelRow("tx-1", False, LATE.labelled_at + dt.timedelta(days=2))
+    writer.write([], [LATE])
+    writer.write([], [retraction])
+    writer.write([], [EARLY])
+    assert all_labels(engine) == {"tx-1": (False, retraction.labelled_at)}
+
+
+def test_labels_in_one_batch_in_either_order(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    writer.write([], [LabelRow("a", True, LATE.labelled_at), LabelRow("a", False, EARLY.labelled_at)])
+    writer.write([], [LabelRow("b", False, EARLY.labelled_at), LabelRow("b", True, LATE.labelled_at)])
+    assert all_labels(engine) == {"a": (True, LATE.labelled_at), "b": (True, LATE.labelled_at)}
+
+
+def test_label_before_or_after_its_payment_ends_the_same(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    writer.write([], [LabelRow("before", True, LATE.labelled_at)])
+    writer.write([scored_row("before"), scored_row("after")])
+    writer.write([], [LabelRow("after", True, LATE.labelled_at)])
+    assert all_labels(engine) == {"before": (True, LATE.labelled_at), "after": (True, LATE.labelled_at)}
+    assert sorted(all_scored(engine)) == ["after", "before"]
+
+
+def test_payments_and_labels_in_one_batch(engine: sa.Engine) -> None:
+    inserted = ScoreWriter(engine).write([scored_row("p1"), scored_row("p2")], [LabelRow("p1", True, NOON)])
+    assert inserted == 2
+    assert all_labels(engine) == {"p1": (True, NOON)}
+
+
+def test_us_to_datetimes_gives_naive_utc() -> None:
+    epoch_us = np.array([0, 1_772_366_400_123_456])
+    assert us_to_datetimes(epoch_us) == [dt.datetime(1970, 1, 1), dt.datetime(2026, 3, 1, 12, 0, 0, 123_456)]
+
+
+# --- connecting ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymysql://u:secret@127.0.0.1:1/x",
+        "mysql+nosuchdriver://u:secret@127.0.0.1:3306/x",
+        "postgresql+psycopg9://u:secret@127.0.0.1:1/x",
+    ],
+)
+def test_an_unusable_store_raises_without_the_password(url: str) -> None:
+    with pytest.raises(StoreUnavailable) as caught:
+        connect_store(url)
+    message = str(caught.value)
+    assert "secret" not in message
+    assert "\n" not in message
+    assert "127.0.0.1" in message
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+@pytest.mark.integration
+def test_a_wrong_password_is_not_echoed(mysql_server_url: str) -> None:
+    url = sa.make_url(mysql_server_url).set(username="nobody_here", password="secret-pw", database="x")
+    with pytest.raises(StoreUnavailable) as caught:
+        connect_store(url.render_as_string(hide_password=False))
+    assert "secret-pw" not in str(caught.value)
+
+
+def test_a_garbage_url_is_unusable() -> None:
+    with pytest.raises(StoreUnavailable, match="not usable") as caught:
+        connect_store("definitely not a url with secret")
+    assert "secret" not in str(caught.value)
+
+
+def test_connect_store_creates_the_sqlite_folder(tmp_path: Path) -> None:
+    engine = connect_store(f"sqlite:///{tmp_path / 'a' / 'b' / 'payments.db'}")
+    try:
+        assert (tmp_path / "a" / "b" / "payments.db").exists()
+    finally:
+        engine.dispose()
+
+
+# --- the daily report ----------------------------------------------------------------------------
+
+
+def day_rows() -> list[dict[str, object]]:
+    """Five payments on DAY (latencies 100..500 ms), one the day before and one the day after."""
+    rows = []
+    statuses = ["APPROVED", "APPROVED", "APPROVED", "REVIEW", "DECLINED"]
+    for i, status in enumerate(statuses):
+        event_time = NOON + dt.timedelta(minutes=i)
+        rows.append(
+            scored_row(
+                f"d{i}",
+                status=status,
+                amount=Decimal(f"{10 * (i + 1)}.00"),
+                event_time=event_time,
+                scored_at=event_time + dt.timedelta(milliseconds=100 * (i + 1)),
+            )
+        )
+    rows.append(scored_row("prev", event_time=dt.datetime(2026, 2, 28, 23, 59, 59, 999_999), amount=Decimal(5000)))
+    rows.append(scored_row("next", event_time=dt.datetime(2026, 3, 2), amount=Decimal(5000)))
+    midnight = dt.datetime(2026, 3, 1)
+    rows.append(
+        scored_row(
+            "midnight", event_time=midnight, scored_at=midnight + dt.timedelta(milliseconds=50), amount=Decimal(50)
+        )
+    )
+    return rows
+
+
+def test_build_daily_report_counts_amounts_and_latency(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    writer.write(day_rows(), [LabelRow("d3", True, NOON), LabelRow("d0", False, NOON), LabelRow("next", True, NOON)])
+    report = build_daily_report(engine, DAY)
+    assert report.day == DAY
+    assert (report.payments, report.approved, report.review, report.declined) == (6, 4, 1, 1)
+    assert report.flagged_share == pytest.approx(2 / 6)
+    assert report.labelled_fraud_rate == pytest.approx(0.5)  # d3 fraud, d0 genuine; "next" is another day
+    assert report.amount_total == pytest.approx(200.0)
+    assert report.amount_max == pytest.approx(50.0)
+    assert report.amount_mean == pytest.approx(200.0 / 6)
+    latencies = [100, 200, 300, 400, 500, 50]
+    assert report.latency_p50_ms == pytest.approx(np.percentile(latencies, 50))
+    assert report.latency_p95_ms == pytest.approx(np.percentile(latencies, 95))
+    assert report.latency_p99_ms == pytest.approx(np.percentile(latencies, 99))
+    assert report.latency_p50_ms <= report.latency_p95_ms <= report.latency_p99_ms <= 500
+
+
+def test_a_day_without_payments_reports_zeros(engine: sa.Engine) -> None:
+    report = build_daily_report(engine, DAY)
+    assert (report.payments, report.approved, report.flagged_share) == (0, 0, 0.0)
+    assert report.labelled_fraud_rate is None
+
+
+def test_saving_a_report_twice_keeps_one_row(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    writer.write(day_rows()[:2])
+    save_daily_report(engine, build_daily_report(engine, DAY))
+    writer.write(day_rows()[2:])
+    save_daily_report(engine, build_daily_report(engine, DAY))
+    save_daily_report(engine, build_daily_report(engine, DAY + dt.timedelta(days=1)))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(daily_scoring_reports).order_by(daily_scoring_reports.c.day)).mappings().all()
+    assert [(row["day"], row["payments"]) for row in rows] == [(DAY, 6), (DAY + dt.timedelta(days=1), 1)]
+    assert rows[0]["labelled_fraud_rate"] is None
+    assert rows[0]["review"] == 1
