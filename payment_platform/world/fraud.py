@@ -94,16 +94,7 @@ def compromised_card_payments(
     """The fraudster's payments with compromised cards: inflated amounts, often far from home."""
     target = np.unique(compromised.target)
     card = np.repeat(target, rng.poisson(FRAUDSTER_SHARE * cards.payments_per_day[target]))
-    n = len(card)
-    far = rng.random(n) < FAR_FROM_HOME_PROBABILITY
-    terminal = np.where(far, rng.integers(len(terminals), size=n), terminals_near_home(rng, cards, terminals, card))
-    return Payments.of(
-        card=card,
-        terminal=terminal,
-        amount=typical_amounts(rng, cards, card) * rng.uniform(*CARD_FRAUD_AMOUNT_FACTOR, size=n),
-        offset_us=times_of_day(rng, n, fraud_hourly_profile(day)),
-        scenario=Scenario.COMPROMISED_CARD,
-    )
+    return _inflated_spending(rng, cards, terminals, card, CARD_FRAUD_AMOUNT_FACTOR, day, Scenario.COMPROMISED_CARD)
 
 
 def card_testing_bursts(rng: np.random.Generator, n_cards: int, n_terminals: int) -> Payments:
@@ -129,15 +120,28 @@ def card_testing_bursts(rng: np.random.Generator, n_cards: int, n_terminals: int
 def amount_outliers(rng: np.random.Generator, cards: Cards, terminals: Terminals, day: dt.date) -> Payments:
     """Single payments far above the card's own level, near home or anywhere."""
     card = rng.integers(len(cards), size=rng.poisson(AMOUNT_OUTLIER_RATE * len(cards)))
+    return _inflated_spending(rng, cards, terminals, card, AMOUNT_OUTLIER_FACTOR, day, Scenario.AMOUNT_OUTLIER)
+
+
+def _inflated_spending(
+    rng: np.random.Generator,
+    cards: Cards,
+    terminals: Terminals,
+    card: np.ndarray,
+    amount_factor: tuple[float, float],
+    day: dt.date,
+    scenario: Scenario,
+) -> Payments:
+    """Payments by `card` above the card's own level, near home or anywhere, at fraud's hours."""
     n = len(card)
     far = rng.random(n) < FAR_FROM_HOME_PROBABILITY
     terminal = np.where(far, rng.integers(len(terminals), size=n), terminals_near_home(rng, cards, terminals, card))
     return Payments.of(
         card=card,
         terminal=terminal,
-        amount=typical_amounts(rng, cards, card) * rng.uniform(*AMOUNT_OUTLIER_FACTOR, size=n),
+        amount=typical_amounts(rng, cards, card) * rng.uniform(*amount_factor, size=n),
         offset_us=times_of_day(rng, n, fraud_hourly_profile(day)),
-        scenario=Scenario.AMOUNT_OUTLIER,
+        scenario=scenario,
     )
 
 
