@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -163,7 +164,10 @@ def run_cli(args: list[str], cwd: Path, tmp_path: Path) -> subprocess.CompletedP
         "PAYMENT_HOME": str(tmp_path / "cli_home"),
     }
     env.pop("PAYMENT_DB_URL", None)
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    # The interpreter running the tests: its venv need not be on PATH.
+    module = {"payment-platform": "payment_platform.cli"}.get(args[0], args[0])
+    command = [sys.executable, "-m", module, *args[1:]]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_dagster_validates_the_module(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -376,6 +377,8 @@ def test_code_location_command_serves_the_definitions_over_grpc(services: dict[s
     (tmp_path / "home" / "dagster.yaml").touch()
     # A clean directory (no dagster.yaml or .env to pick up) and an embedded instance.
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PAYMENT_HOME": str(tmp_path / "state")}
+    # The commands are the image's console scripts: those of the interpreter running the tests.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
 
     with (tmp_path / "code-server.log").open("wb") as log:
         server = subprocess.Popen(
