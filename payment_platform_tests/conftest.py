@@ -5,6 +5,7 @@ In CI (CI=true) a missing service fails the test; elsewhere the test is skipped 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import uuid
@@ -15,6 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from payment_platform.kafka.embedded_broker import start_embedded_broker, stop_embedded_broker
+from payment_platform.model import ModelRegistry
+from payment_platform.model.pipeline import TrainingPlan, TrainingWindow, train_candidate
+from payment_platform.world import World
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Server-level URL (no database) of the MySQL-compatible server the integration tests use.
@@ -94,3 +98,16 @@ def topic_names() -> dict[str, str]:
         "labels_topic": f"payment-labels-{suffix}",
         "dlq_topic": f"payments.dlq-{suffix}",
     }
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small but real model, trained on the synthetic world and promoted."""
+    root = tmp_path_factory.mktemp("models")
+    world = World(seed=3, n_cards=2_000)
+    window = TrainingWindow(dt.date(2026, 9, 1), dt.date(2026, 10, 10))
+    payments = world.days(window.start, window.end)
+    plan = TrainingPlan(window_days=40, warmup_days=7, test_days=10, gap_days=7)
+    registry = ModelRegistry(root)
+    registry.promote(train_candidate(payments, window, plan, registry).version)
+    return root

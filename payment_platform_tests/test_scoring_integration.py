@@ -13,8 +13,6 @@ import sqlalchemy as sa
 from confluent_kafka import Consumer, TopicPartition
 
 from payment_platform.kafka.clients import ensure_topics, payment_producer
-from payment_platform.model import ModelRegistry
-from payment_platform.model.pipeline import TrainingPlan, TrainingWindow, train_candidate
 from payment_platform.sources.feed import PaymentFeed
 from payment_platform.stream.runner import ScorerSetup, run_scorer
 from payment_platform.world import World
@@ -22,19 +20,6 @@ from payment_platform.world import World
 pytestmark = pytest.mark.integration
 
 VALID, INVALID = 19_800, 200
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small but real model, trained on the synthetic world and promoted."""
-    root = tmp_path_factory.mktemp("models")
-    world = World(seed=3, n_cards=2_000)
-    window = TrainingWindow(dt.date(2026, 9, 1), dt.date(2026, 10, 10))
-    payments = world.days(window.start, window.end)
-    plan = TrainingPlan(window_days=40, warmup_days=7, test_days=10, gap_days=7)
-    registry = ModelRegistry(root)
-    registry.promote(train_candidate(payments, window, plan, registry).version)
-    return root
 
 
 def invalid_values(n: int) -> list[bytes | None]:

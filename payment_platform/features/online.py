@@ -142,6 +142,25 @@ class FeatureState:
         for transaction_id, label in zip(transaction_ids, is_fraud, strict=True):
             self.add_label(transaction_id, label)
 
+    @property
+    def reach_ms(self) -> int:
+        """How far back in event time, from the newest payment, the state can still be asked about."""
+        return TERMINAL_REACH_MS + 2 * self.allowed_lateness_ms
+
+    def restore(
+        self,
+        payments: pd.DataFrame,
+        label_ids: Sequence[str],
+        is_fraud: Sequence[bool],
+        chunk: int = 50_000,
+    ) -> None:
+        """Rebuild the state from stored history: payments in the order they were first consumed, then
+        the latest labels (of those payments, or waiting for theirs). Payments seen again afterwards
+        (the uncommitted tail a restarted consumer re-reads) are recognised by id and not re-counted."""
+        for start in range(0, len(payments), chunk):
+            self.featurise(payments.iloc[start : start + chunk])
+        self.add_labels(label_ids, is_fraud)
+
     def evict(self, now_ms: int) -> None:
         """Drop what no window of a payment at or after now − allowed lateness can reach any more.
 

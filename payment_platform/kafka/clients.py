@@ -78,6 +78,7 @@ def scorer_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,  # a partition at its end holds no other back (event-time alignment)
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": 300_000,

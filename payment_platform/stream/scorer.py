@@ -18,9 +18,14 @@ import pandas as pd
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from payment_platform.features import FEATURE_NAMES, FeatureState
+from payment_platform.features.definitions import DAY_MS
+from payment_platform.features.online import ALLOWED_LATENESS_MS
+from payment_platform.store.feature_history import read_feature_history
 from payment_platform.store.writer import LabelRow, ScoreWriter, us_to_datetimes
-from payment_platform.stream.decisions import DecisionPolicy, decide, evaluate_rules
-from payment_platform.stream.model_source import ModelSource
+from payment_platform.stream.alignment import EventTimeAlignment
+from payment_platform.stream.decisions import DecisionPolicy, Decisions, decide, evaluate_rules
+from payment_platform.stream.faults import crash_point
+from payment_platform.stream.model_source import ModelSource, ScoringModel
 from payment_platform.stream.validation import InvalidMessage, Label, Payment, parse_label, parse_payment
 
 logger = logging.getLogger(__name__)
@@ -36,6 +41,7 @@ class ScorerConfig:
     batch_size: int = 5_000
     poll_timeout_s: float = 0.1
     progress_interval_s: float = 10.0
+    max_skew_ms: int = DAY_MS  # event time by which a payment partition may run ahead of the others
 
 
 @dataclass
@@ -77,6 +83,25 @@ class _Batch:
     payment_messages: int = 0
 
 
+def score_and_decide(model: ScoringModel, features: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, Decisions]:
+    """Fraud probabilities and decisions (status, reason codes) of a featurised batch."""
+    score = model.predict_proba(features[:, model.feature_index])
+
+    def feature(name: str) -> np.ndarray:
+        return features[:, _FEATURE_INDEX[name]]
+
+    rules = evaluate_rules(
+        DecisionPolicy(model.review_threshold, model.decline_threshold),
+        score,
+        amount,
+        feature("card_count_10m"),
+        feature("card_count_1h"),
+        feature("card_count_30d"),
+        feature("amount_to_card_mean_30d"),
+    )
+    return score, decide(rules, len(score))
+
+
 class PaymentScorer:
     """Consumes payments and labels, scores payments, stores decisions."""
 
@@ -94,8 +119,12 @@ class PaymentScorer:
         self.dlq = dlq_producer
         self.writer = writer
         self.models = models
-        self.features = features or FeatureState()
+        # A payment partition may run max_skew_ms ahead of the others: the state waits that much longer
+        # before evicting what the slower ones may still need.
+        self.features = features or FeatureState(ALLOWED_LATENESS_MS + config.max_skew_ms)
         self.stats = ScorerStats()
+        self._restored_partitions: set[int] = set()
+        self.alignment = EventTimeAlignment(consumer, config.payment_topic, config.max_skew_ms)
 
     def run(
         self,
@@ -109,9 +138,16 @@ class PaymentScorer:
         assigned: dict[str, float | None] = {"at": None}
 
         def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            self._restore_features({tp.partition for tp in partitions if tp.topic == self.config.payment_topic})
+            self.alignment.assigned(partitions)
             assigned["at"] = assigned["at"] or time.monotonic()
 
-        self.consumer.subscribe([self.config.payment_topic, self.config.labels_topic], on_assign=on_assign)
+        def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            self.alignment.revoked(partitions)
+
+        self.consumer.subscribe(
+            [self.config.payment_topic, self.config.labels_topic], on_assign=on_assign, on_revoke=on_revoke
+        )
         last_message = last_progress = time.monotonic()
         try:
             while not should_stop():
@@ -142,18 +178,25 @@ class PaymentScorer:
         batch = self._split(messages)
         if not batch.offsets:
             return False
+        if batch.payments:
+            crash_point("consumed")
         scored = self._score(batch.payments, batch.payment_offsets) if batch.payments else []
+        if scored:
+            crash_point("scored")
+        labelled_at = us_to_datetimes(np.fromiter((lb.labelled_us for lb in batch.labels), dtype=np.int64))
         label_rows = [
-            LabelRow(lb.transaction_id, lb.is_fraud, us_to_datetimes(np.array([lb.labelled_us]))[0])
-            for lb in batch.labels
+            LabelRow(lb.transaction_id, lb.is_fraud, at) for lb, at in zip(batch.labels, labelled_at, strict=True)
         ]
         inserted = self.writer.write(scored, label_rows)
         if batch.labels:
             self.features.add_labels([lb.transaction_id for lb in batch.labels], [lb.is_fraud for lb in batch.labels])
         self._send_to_dlq(batch.invalid)
+        if scored:
+            crash_point("written")
         self.consumer.commit(
             offsets=[TopicPartition(t, p, o + 1) for (t, p), o in batch.offsets.items()], asynchronous=False
         )
+        self.alignment.finish_batch()
         self.stats.consumed += batch.payment_messages
         self.stats.scored += inserted
         self.stats.duplicates += len(scored) - inserted
@@ -162,31 +205,68 @@ class PaymentScorer:
         self.stats.batches += 1
         return True
 
+    def _restore_features(self, partitions: set[int]) -> None:
+        """Rebuild the feature state of newly assigned partitions from the score store, so the first
+        payment after a restart or rebalance gets the features an uninterrupted scorer would give it."""
+        partitions -= self._restored_partitions
+        if not partitions:
+            return
+        started = time.monotonic()
+        history = read_feature_history(
+            self.writer.engine, partitions, dt.timedelta(milliseconds=self.features.reach_ms)
+        )
+        self.features.restore(
+            history.payments, history.labels["transaction_id"].tolist(), history.labels["is_fraud"].tolist()
+        )
+        self._restored_partitions |= partitions
+        logger.info(
+            "feature state of partitions %s restored from %s stored payments and %s labels in %.1fs: %s cards",
+            sorted(partitions),
+            f"{len(history.payments):,}",
+            f"{len(history.labels):,}",
+            time.monotonic() - started,
+            f"{self.features.active_cards:,}",
+        )
+
     def _split(self, messages: list[Message]) -> _Batch:
         batch = _Batch()
+        alignment = self.alignment
+        alignment.start_batch()
         now_us = time.time_ns() // 1_000
         seen: set[str] = set()
         for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
+                    alignment.at_end((message.topic(), message.partition()))
                     continue
                 if error.retriable() or not error.fatal():
                     logger.warning("consumer error (will retry): %s", error.str())
                     continue
                 raise RuntimeError(f"fatal Kafka consumer error: {error.str()}")
             topic, partition, offset = message.topic(), message.partition(), message.offset()
-            batch.offsets[(topic, partition)] = max(offset, batch.offsets.get((topic, partition), -1))
+            key = (topic, partition)
+            if alignment.waiting(key, offset):
+                continue
             record_us = message.timestamp()[1] * 1_000
             try:
                 if topic == self.config.labels_topic:
-                    batch.labels.append(parse_label(message.value(), record_us, now_us))
+                    label = parse_label(message.value(), record_us, now_us)
+                    alignment.observe(key, label.labelled_us // 1_000)
+                    batch.labels.append(label)
+                    batch.offsets[key] = offset
                     continue
-                batch.payment_messages += 1
                 payment = parse_payment(message.value(), record_us, now_us)
             except InvalidMessage as exc:
+                alignment.observe(key, 0)  # no trustworthy event time: the partition's progress is unchanged
                 batch.invalid.append((message, str(exc)))
+                batch.offsets[key] = offset
+                batch.payment_messages += topic == self.config.payment_topic
                 continue
+            if not alignment.admit(key, offset, payment.event_us // 1_000):
+                continue
+            batch.offsets[key] = offset
+            batch.payment_messages += 1
             if payment.transaction_id in seen:  # the first one in the batch stands
                 self.stats.duplicates += 1
                 continue
@@ -210,22 +290,7 @@ class PaymentScorer:
             }
         )
         features = self.features.featurise(frame)
-        score = model.predict_proba(features[:, model.feature_index])
-
-        def feature(name: str) -> np.ndarray:
-            return features[:, _FEATURE_INDEX[name]]
-
-        policy = DecisionPolicy(model.review_threshold, model.decline_threshold)
-        rules = evaluate_rules(
-            policy,
-            score,
-            amount,
-            feature("card_count_10m"),
-            feature("card_count_1h"),
-            feature("card_count_30d"),
-            feature("amount_to_card_mean_30d"),
-        )
-        decisions = decide(rules, len(payments))
+        score, decisions = score_and_decide(model, features, amount)
         for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
             self.stats.by_status[status] = self.stats.by_status.get(status, 0) + int(count)
         event_times = us_to_datetimes(event_us)

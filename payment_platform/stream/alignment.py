@@ -1,0 +1,109 @@
+"""Event-time alignment of the consumed partitions: no payment partition runs far ahead of the others.
+
+Features are defined on event time across partitions: a terminal's windows count payments of every card,
+whichever partition carries them, and its fraud shares need the labels (another topic) of payments a week
+older. Live traffic keeps all partitions at about the same event time, but a backlog (a restart after
+downtime, a replay, a benchmark) does not: one consumed batch may hold a month of one partition before
+the client fetches the next one, and its payments would be featurised before the other partitions'
+earlier payments and labels.
+
+Like watermark alignment in stream processors, a payment whose event time is more than `max_skew_ms`
+ahead of every other active partition (payments or labels) is not processed yet: its partition is held at
+that offset, paused and rewound, and resumed once the others have caught up. A partition at its end is
+idle and holds nobody back. Label partitions are never held: a label ahead of its payment waits in the
+feature state anyway. The skew must stay well under the features' allowed lateness.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, TopicPartition
+
+Key = tuple[str, int]
+_UNKNOWN = -(2**62)  # assigned, nothing consumed yet: could be anywhere in time
+_NO_BOUND = 2**62
+
+
+class EventTimeAlignment:
+    """Decides, message by message, whether a payment may be processed now or must wait."""
+
+    def __init__(self, consumer: Consumer, held_topic: str, max_skew_ms: int) -> None:
+        self.consumer = consumer
+        self.held_topic = held_topic
+        self.max_skew_ms = max_skew_ms
+        self._times: dict[Key, int] = {}  # newest event time seen per partition
+        self._idle: set[Key] = set()
+        self._held: dict[Key, int] = {}  # partition → offset to resume from
+        self._paused: set[Key] = set()
+        self._bounds: dict[Key, int] = {}  # bounds as of the batch's start, or the last hold: at most the current
+        self._last: dict[Key, int] = {}  # offset of the last payment processed
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def assigned(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._times.setdefault((tp.topic, tp.partition), _UNKNOWN)
+
+    def revoked(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            for table in (self._times, self._held, self._bounds, self._last):
+                table.pop(key, None)
+            self._idle.discard(key)
+            self._paused.discard(key)
+
+    def start_batch(self) -> None:
+        """Fix each payment partition's bound for the coming batch from the others' progress."""
+        self._bounds = {key: self._bound(key) for key in self._times if key[0] == self.held_topic}
+
+    def waiting(self, key: Key, offset: int) -> bool:
+        """Whether this message of a held partition was fetched before the rewind: it comes again later."""
+        held_at = self._held.get(key)
+        if held_at is None:
+            return False
+        if offset != held_at:
+            return True
+        del self._held[key]  # the rewind took effect: this is the held message, delivered again
+        return False
+
+    def observe(self, key: Key, event_ms: int) -> None:
+        """A message processed now (a label, or an invalid message), with its event time."""
+        self._idle.discard(key)
+        if event_ms > self._times.get(key, _UNKNOWN):
+            self._times[key] = event_ms
+
+    def admit(self, key: Key, offset: int, event_ms: int) -> bool:
+        """Whether this payment is processed now; False: its partition is held here and it comes again."""
+        if offset <= self._last.get(key, -1):
+            return False  # delivered again after a rewind: already processed
+        if event_ms > self._bounds.get(key, _NO_BOUND) and event_ms > (bound := self._bound(key)):
+            self._bounds[key] = bound
+            self.observe(key, event_ms)
+            self._held[key] = offset
+            return False
+        self.observe(key, event_ms)
+        self._last[key] = offset
+        return True
+
+    def at_end(self, key: Key) -> None:
+        if key not in self._held:
+            self._idle.add(key)
+
+    def finish_batch(self) -> None:
+        """Pause and rewind the partitions held in this batch; resume those the others caught up with."""
+        to_pause = [key for key in self._held if key not in self._paused]
+        if to_pause:
+            self.consumer.pause([TopicPartition(*key) for key in to_pause])
+            # Messages already fetched would still be delivered: rewinding drops them from the client.
+            for key in to_pause:
+                self.consumer.seek(TopicPartition(*key, self._held[key]))
+            self._paused.update(to_pause)
+        to_resume = [key for key in self._paused if self._times[key] <= self._bound(key) - self.max_skew_ms // 2]
+        if to_resume:
+            self.consumer.resume([TopicPartition(*key) for key in to_resume])
+            self._paused.difference_update(to_resume)
+
+    def _bound(self, key: Key) -> int:
+        others = [t for other, t in self._times.items() if other != key and other not in self._idle]
+        return min(others) + self.max_skew_ms if others else _NO_BOUND

@@ -1,0 +1,44 @@
+"""Deliberate crashes at named points of the scorer's batch cycle, for fault-injection tests and drills.
+
+`PAYMENT_CRASH_AT=<point>:<n>` kills the scorer process with SIGKILL (no cleanup, as a power cut or the
+OOM killer would) the n-th time a batch with payments reaches <point>:
+- `consumed`: a batch is consumed, nothing of it processed;
+- `scored`: the batch is featurised and scored, not written;
+- `written`: the rows are committed to the database, the Kafka offsets are not.
+Unset, each check is one comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+POINTS = ("consumed", "scored", "written")
+
+
+class _CrashPlan:
+    def __init__(self, spec: str | None) -> None:
+        self.point: str | None = None
+        self.remaining = 0
+        if not spec:
+            return
+        point, _, count = spec.partition(":")
+        if point not in POINTS or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"PAYMENT_CRASH_AT must be <point>:<n> with point one of {', '.join(POINTS)}: {spec!r}")
+        self.point, self.remaining = point, int(count)
+
+    def reached(self, point: str) -> None:
+        if point != self.point:
+            return
+        self.remaining -= 1
+        if self.remaining == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+_plan = _CrashPlan(os.environ.get("PAYMENT_CRASH_AT"))
+
+
+def crash_point(point: str) -> None:
+    """Die here if PAYMENT_CRASH_AT says so."""
+    if _plan.point is not None:
+        _plan.reached(point)
