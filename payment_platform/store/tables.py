@@ -7,12 +7,43 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.compiler import TypeCompiler
 
 # BIGINT auto-increment on MySQL; SQLite only auto-increments an INTEGER primary key.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # Microsecond precision on MySQL (its DATETIME defaults to whole seconds).
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+# Table options, spelled for both dialect names MariaDB may be reached through.
+_UTF8MB4 = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mariadb_charset": "utf8mb4",
+    "mariadb_collate": "utf8mb4_bin",
+}
+
+
+class Identifier(sa.String):
+    """A VARCHAR(64) id compared byte for byte, trailing spaces included.
+
+    `utf8mb4_bin` is PAD SPACE on MariaDB and MySQL 8, so the unique key would treat "tx" and "tx "
+    as one id and drop a payment. The NO PAD binary collation has a different name on each server,
+    and MariaDB may be reached through the "mysql" dialect, so it is picked when the DDL is compiled.
+    """
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(64)
+
+
+@compiles(Identifier, "mysql")
+@compiles(Identifier, "mariadb")
+def _identifier_ddl(type_: Identifier, compiler: TypeCompiler, **kw: object) -> str:
+    collation = "utf8mb4_nopad_bin" if getattr(compiler.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+    return f"VARCHAR({type_.length}) CHARACTER SET utf8mb4 COLLATE {collation}"
 
 
 class Base(DeclarativeBase):
@@ -25,9 +56,9 @@ class ScoredTransaction(Base):
     __tablename__ = "scored_transactions"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    transaction_id: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
-    customer_id: Mapped[str] = mapped_column(sa.String(64), nullable=False)
-    terminal_id: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    transaction_id: Mapped[str] = mapped_column(Identifier(), nullable=False, unique=True)
+    customer_id: Mapped[str] = mapped_column(Identifier(), nullable=False)
+    terminal_id: Mapped[str] = mapped_column(Identifier(), nullable=False)
     amount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), nullable=False)
     currency: Mapped[str] = mapped_column(sa.CHAR(3), nullable=False)
     event_time: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
@@ -41,7 +72,7 @@ class ScoredTransaction(Base):
 
     __table_args__ = (
         sa.Index("ix_scored_transactions_customer_time", "customer_id", "event_time"),
-        {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"},
+        _UTF8MB4,
     )
 
 
@@ -50,11 +81,11 @@ class TransactionLabel(Base):
 
     __tablename__ = "transaction_labels"
 
-    transaction_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(Identifier(), primary_key=True)
     is_fraud: Mapped[bool] = mapped_column(sa.Boolean, nullable=False)
     labelled_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
 
-    __table_args__ = ({"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"},)
+    __table_args__ = (_UTF8MB4,)
 
 
 scored_transactions: sa.Table = ScoredTransaction.__table__  # type: ignore[assignment]

@@ -19,6 +19,8 @@ from payment_platform.stream.scorer import PaymentScorer, ScorerConfig, ScorerSt
 
 logger = logging.getLogger(__name__)
 
+DLQ_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ScorerSetup:
@@ -50,7 +52,8 @@ def build_scorer(setup: ScorerSetup) -> PaymentScorer:
     return PaymentScorer(
         config,
         scorer_consumer(setup.bootstrap, setup.consumer_group),
-        payment_producer(setup.bootstrap),
+        # Forwards a dead letter whatever its size: a topic that let it in has room for it in its DLQ.
+        payment_producer(setup.bootstrap, **{"message.max.bytes": DLQ_MAX_MESSAGE_BYTES}),
         ScoreWriter(engine),
         models,
     )

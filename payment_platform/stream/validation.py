@@ -3,11 +3,16 @@
 Each function returns either the parsed value or a one-line reason that says which rule was broken;
 the reason travels to the DLQ in the `error` header. Parsing is per message (orjson is ~1 µs per
 payment) and feeds column lists, so the rest of the pipeline works on whole batches.
+
+A value larger than MAX_MESSAGE_BYTES is refused before it is parsed: a payment is ~200 bytes, and
+a multi-megabyte value (which Kafka clients refuse to produce above `message.max.bytes`, ~1 MB by
+default, but a permissive broker may still deliver) must cost the scorer no parsing time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 import orjson
 
 MAX_ID_LENGTH = 64
+MAX_MESSAGE_BYTES = 64 * 1024
 MAX_AMOUNT = 1_000_000.0
 DEFAULT_TERMINAL = "unknown"
 DEFAULT_CURRENCY = "EUR"
@@ -44,26 +50,53 @@ class Label:
     labelled_us: int
 
 
+class _IntegerToken(str):
+    """The text of a JSON integer, as written: orjson turns integers beyond 64 bits into floats."""
+
+
 def _decode_object(value: bytes | None, what: str) -> dict[str, object]:
     if value is None:
         raise InvalidMessage(f"{what} has no value")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise InvalidMessage(f"{what} value too large: {len(value):,} bytes, at most {MAX_MESSAGE_BYTES:,}")
     try:
         document = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise InvalidMessage(f"{what} is not valid UTF-8 JSON: {str(exc).splitlines()[0][:120]}") from None
+        detail = str(exc).splitlines()[0][:120]
+        if "number is infinity" in detail:  # valid JSON, but no double holds it (e.g. a 400-digit integer)
+            raise InvalidMessage(f"{what} has a number beyond the range of a double: {detail}") from None
+        raise InvalidMessage(f"{what} is not valid UTF-8 JSON: {detail}") from None
     if not isinstance(document, dict):
         raise InvalidMessage(f"{what} must be a JSON object, got {type(document).__name__}")
     return document
 
 
-def _identifier(document: dict[str, object], field: str, *, allow_int: bool = False) -> str:
+def _exact_integer(value: bytes, field: str) -> object:
+    """The field re-read with every JSON integer kept as its text; only after orjson gave a float."""
+    try:
+        document = json.loads(value, parse_int=_IntegerToken)
+    except RecursionError:
+        raise InvalidMessage(f"{field} cannot be read: the message is nested too deeply") from None
+    token = document.get(field)
+    if not isinstance(token, _IntegerToken):
+        return token
+    if len(token.lstrip("-")) > MAX_ID_LENGTH:
+        raise InvalidMessage(f"{field} must have 1-{MAX_ID_LENGTH} characters, got {len(token)}")
+    return int(token)
+
+
+def _identifier(document: dict[str, object], field: str, *, integer_from: bytes | None = None) -> str:
+    """A 1-64 character id; given the message bytes `integer_from`, a JSON integer is its decimal string."""
     value = document.get(field)
     if value is None:
         raise InvalidMessage(f"{field} is required")
-    if allow_int and isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+    if integer_from is not None:
+        if isinstance(value, float):
+            value = _exact_integer(integer_from, field)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
     if not isinstance(value, str):
-        kinds = "a string or an integer" if allow_int else "a string"
+        kinds = "a string or an integer" if integer_from is not None else "a string"
         raise InvalidMessage(f"{field} must be {kinds}, got {type(value).__name__}")
     if not 1 <= len(value) <= MAX_ID_LENGTH:
         raise InvalidMessage(f"{field} must have 1-{MAX_ID_LENGTH} characters, got {len(value)}")
@@ -101,7 +134,7 @@ def _epoch_us(value: object, field: str, now_us: int) -> int:
 def parse_payment(value: bytes | None, record_us: int, now_us: int) -> Payment:
     """The payment in a `payments` message; `record_us` is the Kafka record timestamp."""
     document = _decode_object(value, "payment")
-    transaction_id = _identifier(document, "transaction_id", allow_int=True)
+    transaction_id = _identifier(document, "transaction_id", integer_from=value)
     customer_id = _identifier(document, "customer_id")
 
     amount = document.get("amount")
@@ -114,6 +147,8 @@ def parse_payment(value: bytes | None, record_us: int, now_us: int) -> Payment:
         raise InvalidMessage("amount must be finite")
     if not 0 < amount <= MAX_AMOUNT:
         raise InvalidMessage(f"amount must be > 0 and <= {MAX_AMOUNT:,.0f}, got {amount!r}")
+    if round(amount, 2) == 0:  # stored as DECIMAL(12,2): it would become 0.00
+        raise InvalidMessage(f"amount must be at least one cent, got {amount!r}")
 
     terminal_id = DEFAULT_TERMINAL if document.get("terminal_id") is None else _identifier(document, "terminal_id")
 
@@ -131,7 +166,7 @@ def parse_payment(value: bytes | None, record_us: int, now_us: int) -> Payment:
 def parse_label(value: bytes | None, record_us: int, now_us: int) -> Label:
     """The label in a `payment-labels` message; `record_us` is the Kafka record timestamp."""
     document = _decode_object(value, "label")
-    transaction_id = _identifier(document, "transaction_id", allow_int=True)
+    transaction_id = _identifier(document, "transaction_id", integer_from=value)
     is_fraud = document.get("is_fraud")
     if is_fraud is None:
         raise InvalidMessage("is_fraud is required")

@@ -1,0 +1,472 @@
+"""Security: SQL injection, secrets in output, least privilege, dependency bounds, model integrity.
+
+The end-to-end test runs the real `payment-platform score` command, as the least-privilege user the
+MySQL init script creates, over injection strings in every text field; the others are static checks
+of the source and the deployment files, and checks of the model registry's refusals.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+import yaml
+from packaging.requirements import Requirement
+
+from payment_platform.model import ModelRegistry
+from payment_platform.model.registry import InvalidModelVersionError, ModelIntegrityError
+from payment_platform.settings import redact_url
+from payment_platform.stream.model_source import ModelSource
+from payment_platform.stream.runner import ScorerSetup, build_scorer
+from payment_platform_tests.test_hostile_input import (
+    MISSING,
+    Case,
+    assert_corpus_outcome,
+    naive_utc,
+    payment_value,
+    run_corpus,
+    small_model_dir,
+    stored_payment,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = REPO_ROOT / "payment_platform"
+MYSQL_INIT_SCRIPT = REPO_ROOT / "deploy" / "mysql-init" / "01-databases.sh"
+PASSWORD = "pw'\\\"%s;--@:/?#`$(x)"
+
+INJECTIONS = [
+    "'",
+    "''",
+    "\\",
+    "\\'",
+    "\x00",
+    "%s",
+    "%(x)s",
+    ":x",
+    "?",
+    "' OR 1=1 --",
+    "'); DROP TABLE x; --",
+    '"; DROP TABLE x; --',
+    "`x`; DROP TABLE x; #",
+    "/* */ UNION SELECT 1 --",
+    "\\'; DROP TABLE x; -- \x00 %s",
+]
+
+
+# --- SQL injection through the real scorer -------------------------------------------------------
+
+
+@pytest.fixture()
+def scorer_account(mysql_server_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A score store database and its user, created by the deployment's own MySQL init script."""
+    suffix = uuid.uuid4().hex[:10]
+    names = {
+        "PAYMENT_DB_NAME": f"pp_sec_{suffix}",
+        "PAYMENT_DB_USER": f"pp_sec_{suffix}",
+        "PAYMENT_DB_PASSWORD": PASSWORD,
+        "DAGSTER_MYSQL_DB": f"pp_sec_{suffix}_dagster",
+        "DAGSTER_MYSQL_USER": f"pp_secd_{suffix}",
+        "DAGSTER_MYSQL_PASSWORD": "unused-here",
+    }
+    captured = tmp_path / "init.sql"
+    shim = f'set -eo pipefail; docker_process_sql() {{ cat > "{captured}"; }}; . "{MYSQL_INIT_SCRIPT}"'
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **names}
+    subprocess.run(["bash", "-c", shim], env=env, check=True, capture_output=True, timeout=60)
+    admin = sa.make_url(mysql_server_url)
+    connect = {"host": admin.host or "127.0.0.1", "port": admin.port or 3306, "user": admin.username or "root"}
+    flags = pymysql.constants.CLIENT.MULTI_STATEMENTS
+    with (
+        pymysql.connect(**connect, password=admin.password or "", client_flag=flags, autocommit=True) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute(captured.read_text())
+        while cur.nextset():
+            pass
+    try:
+        yield names
+    finally:
+        with pymysql.connect(**connect, password=admin.password or "", autocommit=True) as conn, conn.cursor() as cur:
+            for db in (names["PAYMENT_DB_NAME"], names["DAGSTER_MYSQL_DB"]):
+                cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+            for user in (names["PAYMENT_DB_USER"], names["DAGSTER_MYSQL_USER"]):
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def injection_corpus() -> list[Case]:
+    """Each injection string in every text field of payments and labels."""
+    label_time = "2026-02-01T08:30:00Z"
+    cases: list[Case] = []
+    for i, text in enumerate(INJECTIONS):
+        tx = f"{i}{text}"
+        cases.append(
+            Case(
+                "payment",
+                payment_value(transaction_id=tx, customer_id=text, terminal_id=text),
+                row=stored_payment(tx, text, terminal_id=text),
+            )
+        )
+        labelled = {"transaction_id": text, "is_fraud": i % 2, "labelled_at": label_time}
+        cases.append(
+            Case(
+                "label",
+                json.dumps(labelled).encode(),
+                row={"transaction_id": text, "is_fraud": bool(i % 2), "labelled_at": naive_utc(label_time)},
+            )
+        )
+        # Fields with a format: an injection string breaks it and goes to the DLQ.
+        cases.append(Case("payment", payment_value(transaction_id=f"c{i}", currency=text), "currency must be"))
+        cases.append(Case("payment", payment_value(transaction_id=f"t{i}", timestamp=text), "timestamp is not"))
+        bad_label = {"transaction_id": f"l{i}", "is_fraud": True, "labelled_at": text}
+        cases.append(Case("label", json.dumps(bad_label).encode(), "labelled_at is not ISO-8601"))
+    cases.append(Case("payment", payment_value(transaction_id=MISSING, customer_id=INJECTIONS[-1]), "required"))
+    return cases
+
+
+def secret_forms(password: str) -> list[str]:
+    """The password as written, and as it appears percent-encoded in a URL."""
+    return [password, urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)]
+
+
+@pytest.mark.integration
+def test_injection_strings_are_stored_verbatim_by_the_least_privilege_scorer(
+    kafka_bootstrap: str,
+    mysql_server_url: str,
+    scorer_account: dict[str, str],
+    topic_names: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    database = scorer_account["PAYMENT_DB_NAME"]
+    admin_url = sa.make_url(mysql_server_url).set(database=database).render_as_string(hide_password=False)
+    scorer_url = sa.URL.create(
+        "mysql+pymysql",
+        username=scorer_account["PAYMENT_DB_USER"],
+        password=scorer_account["PAYMENT_DB_PASSWORD"],
+        host=sa.make_url(mysql_server_url).host,
+        port=sa.make_url(mysql_server_url).port,
+        database=database,
+        query={"charset": "utf8mb4"},
+    ).render_as_string(hide_password=False)
+    admin = sa.create_engine(admin_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE x (id INT PRIMARY KEY)"))  # what the injections try to drop
+        conn.execute(sa.text("INSERT INTO x VALUES (1)"))
+    small_model_dir(tmp_path / "home" / "models")
+    outputs: list[str] = []
+
+    def score_with_the_cli(setup: ScorerSetup) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PAYMENT_HOME": str(tmp_path / "home"),
+            "PAYMENT_KAFKA_BOOTSTRAP": setup.bootstrap,
+            "PAYMENT_DB_URL": scorer_url,
+            "PAYMENT_CONSUMER_GROUP": setup.consumer_group,
+            "PAYMENT_TOPIC": setup.payment_topic,
+            "PAYMENT_LABELS_TOPIC": setup.labels_topic,
+            "PAYMENT_DLQ_TOPIC": setup.dlq_topic,
+        }
+        command = [sys.executable, "-m", "payment_platform.cli", "--verbose", "score", "--idle-timeout-s", "3"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        outputs.append(result.stdout + result.stderr)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    cases = injection_corpus()
+    run = run_corpus(cases, kafka_bootstrap, topic_names, admin_url, tmp_path, score=score_with_the_cli)
+
+    assert run.other_rows.pop("x") == 1  # the canary table survived every injection
+    assert_corpus_outcome(cases, run, topic_names)
+    with admin.connect() as conn:
+        assert conn.execute(sa.text("SELECT id FROM x")).scalars().all() == [1]
+        tables = set(sa.inspect(conn).get_table_names())
+    admin.dispose()
+    assert {"x", "scored_transactions", "transaction_labels"} <= tables
+    for secret in secret_forms(PASSWORD):
+        assert secret not in outputs[0]
+    assert "scored" in outputs[0]  # the command ran and reported
+
+
+# --- SQL is never built from values ---------------------------------------------------------------
+
+SQL_CALLS = {"text", "execute", "executemany", "exec_driver_sql"}
+# Reviewed places where SQL text is assembled, keyed by file and enclosing function.
+REVIEWED_SQL = {
+    ("payment_platform/bench/run.py", "database"): "a database name made from uuid4: identifiers cannot be bound",
+}
+_CONSTANT_NAME = re.compile(r"_?[A-Z][A-Z0-9_]*|len|str")
+
+
+def constant_expression(node: ast.expr, tables: set[str]) -> bool:
+    """Only UPPER_CASE constants, literals, `.join` of them and the `.name` of a contract table."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Name) and not (_CONSTANT_NAME.fullmatch(inner.id) or inner.id in tables):
+            return False
+        if isinstance(inner, ast.Attribute) and inner.attr not in ("join", "name"):
+            return False
+    return True
+
+
+def built_from_values(node: ast.expr, assignments: dict[str, list[ast.expr]], tables: set[str]) -> bool:
+    """SQL text formatted from anything but constants: f-string, %, +, .format(), or a name bound to one."""
+    if isinstance(node, ast.JoinedStr):
+        values = [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
+        return not all(constant_expression(value, tables) for value in values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add):
+        return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return True
+    if isinstance(node, ast.Name):
+        return any(built_from_values(value, {}, tables) for value in assignments.get(node.id, []))
+    return False
+
+
+def formatted_sql(path: Path) -> list[tuple[str, int, str]]:
+    """(enclosing function, line, call) of each SQL call in a file whose statement is built from values."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    assignments: dict[str, list[ast.expr]] = {}
+    tables = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "payment_platform.store.tables":
+            tables |= {alias.asname or alias.name for alias in node.names}
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    assignments.setdefault(target.id, []).append(node.value)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            assignments.setdefault(node.target.id, []).append(node.value)
+    found = []
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        if name in SQL_CALLS and built_from_values(node.args[0], assignments, tables):
+            owners = [f for f in functions if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)]
+            owner = max(owners, key=lambda f: f.lineno).name if owners else "<module>"
+            found.append((owner, node.lineno, ast.unparse(node)[:120]))
+    return sorted(found, key=lambda site: site[1])
+
+
+def test_the_checker_recognises_sql_built_from_values(tmp_path: Path) -> None:
+    source = tmp_path / "sample.py"
+    source.write_text(
+        "import sqlalchemy as sa\n"
+        "from payment_platform.store.tables import scored_transactions\n"
+        "COLUMNS = 'a, b'\n"
+        "QUERY = f'SELECT {COLUMNS} FROM {scored_transactions.name} WHERE a = %s'\n"
+        "def bad(conn, cur, v):\n"
+        "    conn.execute(sa.text(f\"SELECT * FROM t WHERE a = '{v}'\"))\n"
+        "    cur.execute('SELECT * FROM t WHERE a = %s' % v)\n"
+        "    cur.execute('SELECT * FROM t WHERE a = ' + v)\n"
+        "    conn.exec_driver_sql('SELECT {}'.format(v))\n"
+        "    statement = f'DELETE FROM t WHERE a = {v}'\n"
+        "    cur.execute(statement)\n"
+        "def good(conn, cur, v):\n"
+        "    conn.execute(sa.text('SELECT * FROM t WHERE a = :v'), {'v': v})\n"
+        "    cur.execute('SELECT * FROM t WHERE a = %s', (v,))\n"
+        "    cur.execute(QUERY, (v,))\n"
+    )
+    assert [(owner, line) for owner, line, _ in formatted_sql(source)] == [("bad", n) for n in (6, 7, 8, 9, 11)]
+
+
+def test_no_sql_is_formatted_from_values_in_the_package() -> None:
+    unreviewed = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(REPO_ROOT).as_posix()
+        for owner, line, call in formatted_sql(path):
+            if (relative, owner) not in REVIEWED_SQL:
+                unreviewed.append(f"{relative}:{line} in {owner}: {call}")
+    assert not unreviewed, "SQL built from values; bind parameters instead:\n" + "\n".join(unreviewed)
+
+
+# --- no password in output --------------------------------------------------------------------------
+
+COMMANDS = ("broker", "produce", "replay", "train", "score", "dev")
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "payment_platform.cli", *args],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_redact_url_masks_every_form_of_the_password() -> None:
+    url = sa.URL.create("mysql+pymysql", "scorer", PASSWORD, "db", 3306, "payments").render_as_string(False)
+    shown = redact_url(url)
+    assert shown == "mysql+pymysql://scorer:***@db:3306/payments"
+    for secret in secret_forms(PASSWORD):
+        assert secret not in shown
+    assert redact_url(f"not a url {PASSWORD}") == "<unparseable database URL>"
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_never_shows_the_database_url(command: str | None, tmp_path: Path) -> None:
+    url = f"mysql+pymysql://scorer:{urllib.parse.quote(PASSWORD, safe='')}@127.0.0.1:1/payments"
+    result = run_cli(
+        *([command] if command else []), "--help", env={"PAYMENT_DB_URL": url, "PAYMENT_HOME": str(tmp_path)}
+    )
+    assert result.returncode == 0 and "usage: payment-platform" in result.stdout
+    for secret in [*secret_forms(PASSWORD), url]:
+        assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("where", ["unreachable server", "wrong password"])
+def test_store_errors_of_score_never_show_the_password(
+    where: str, kafka_bootstrap: str, mysql_server_url: str, tmp_path: Path
+) -> None:
+    small_model_dir(tmp_path / "models")
+    server = sa.make_url(mysql_server_url)
+    port = 1 if where == "unreachable server" else server.port
+    url = sa.URL.create("mysql+pymysql", "nobody_here", PASSWORD, server.host, port, "payments")
+    env = {
+        "PAYMENT_HOME": str(tmp_path),
+        "PAYMENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "PAYMENT_DB_URL": url.render_as_string(hide_password=False),
+    }
+    result = run_cli("--verbose", "score", "--idle-timeout-s", "1", env=env)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("payment-platform score: cannot use the score store at mysql+pymysql://nobody_here:***@")
+    for secret in secret_forms(PASSWORD):
+        assert secret not in result.stdout + result.stderr
+
+
+# --- deployment: least privilege, localhost only ------------------------------------------------------
+
+
+def test_no_service_reaches_mysql_as_root() -> None:
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    urls = []
+    for name, service in compose["services"].items():
+        env = service.get("environment") or {}
+        items = env.items() if isinstance(env, dict) else (item.split("=", 1) for item in env)
+        for key, value in items:
+            if "USER" in key and "MYSQL_ROOT" not in key:
+                assert "root" not in str(value).lower(), f"{name}.{key} = {value}"
+            if "://" in str(value) and "@" in str(value):
+                urls.append((name, key, str(value)))
+    scorer_urls = [value for _, key, value in urls if key == "PAYMENT_DB_URL"]
+    assert scorer_urls and all(
+        value.split("://", 1)[1].startswith("${PAYMENT_DB_USER:-scorer}:") for value in scorer_urls
+    )
+    assert compose["services"]["mysql"]["environment"]["MYSQL_ROOT_HOST"] == "localhost"
+
+
+# --- dependencies ---------------------------------------------------------------------------------------
+
+
+def setup_requirements() -> list[Requirement]:
+    """install_requires and every extra of setup.py, read without running it."""
+    tree = ast.parse((REPO_ROOT / "setup.py").read_text())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
+    keywords = {
+        k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg in ("install_requires", "extras_require")
+    }
+    texts = [*keywords["install_requires"], *(r for extra in keywords["extras_require"].values() for r in extra)]
+    return [Requirement(text) for text in texts]
+
+
+def test_every_dependency_has_a_lower_and_an_upper_bound() -> None:
+    unbounded = []
+    for requirement in setup_requirements():
+        operators = {spec.operator for spec in requirement.specifier}
+        if not (operators & {">=", ">", "==", "~="} and operators & {"<", "<=", "==", "~="}):
+            unbounded.append(str(requirement))
+    assert not unbounded, f"give these a lower and an upper bound: {unbounded}"
+
+
+def test_every_imported_distribution_is_a_declared_dependency() -> None:
+    declared = {re.sub(r"[-_.]+", "-", r.name).lower() for r in setup_requirements()}
+    stdlib = sys.stdlib_module_names
+    distributions = importlib.metadata.packages_distributions()
+    missing = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top in stdlib or top == "payment_platform":
+                    continue
+                names = {re.sub(r"[-_.]+", "-", d).lower() for d in distributions.get(top, [top])}
+                if not names & declared:
+                    missing.add(f"{top} ({', '.join(sorted(names))}) in {path.relative_to(REPO_ROOT)}")
+    assert not missing, f"imported but not declared in setup.py: {sorted(missing)}"
+
+
+# --- models: only from the registry, only when their checksums match --------------------------------
+
+
+class _Payload:
+    """A pickle that creates a file when it is unpickled: proof of code execution."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_tampered_model_is_refused_before_it_is_unpickled(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    small_model_dir(registry.root)
+    version = registry.production_version()
+    assert version is not None
+    marker = tmp_path / "code-ran"
+    (registry.root / version / "model.joblib").write_bytes(pickle.dumps(_Payload(marker)))
+
+    with pytest.raises(ModelIntegrityError, match=r"model\.joblib does not match its sha256 checksum"):
+        ModelSource(registry).current()
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("pointer", ["../../x", "../models/v1", "/etc/passwd", "v1/../../x", ".hidden", "v 1"])
+def test_a_production_pointer_outside_the_registry_is_refused(pointer: str, tmp_path: Path) -> None:
+    outside = ModelRegistry(tmp_path / "x")  # a real, valid model where the pointer leads
+    small_model_dir(outside.root)
+    registry = ModelRegistry(tmp_path / "home" / "models")
+    registry.root.mkdir(parents=True)
+    (registry.root / "PRODUCTION").write_text(pointer + "\n")
+
+    with pytest.raises(InvalidModelVersionError, match="invalid model version name"):
+        ModelSource(registry).current()
+    setup = ScorerSetup("127.0.0.1:1", "g", "p", "l", "d", "sqlite://", registry.root)
+    with pytest.raises(InvalidModelVersionError):
+        build_scorer(setup)  # refused before any connection is tried
+
+
+def test_score_refuses_a_traversing_production_pointer(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "PRODUCTION").write_text("../../x\n")
+    result = run_cli("score", "--idle-timeout-s", "1", env={"PAYMENT_HOME": str(tmp_path)})
+    assert result.returncode != 0
+    assert "invalid model version name: '../../x'" in result.stderr
+
+
+def test_score_says_in_one_line_why_it_refuses_the_model(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "PRODUCTION").write_text("../../x\n")
+    result = run_cli("score", "--idle-timeout-s", "1", env={"PAYMENT_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["payment-platform score: invalid model version name: '../../x'"]
