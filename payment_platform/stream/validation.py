@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import orjson
 
 MAX_ID_LENGTH = 64
-MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 1024 * 1024  # Apache Kafka's default message size limit: larger is not a payment
 MAX_AMOUNT = 1_000_000.0
 DEFAULT_TERMINAL = "unknown"
 DEFAULT_CURRENCY = "EUR"
