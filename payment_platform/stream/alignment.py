@@ -9,12 +9,15 @@ earlier payments and labels.
 
 Like watermark alignment in stream processors, a payment whose event time is more than `max_skew_ms`
 ahead of every other active partition (payments or labels) is not processed yet: its partition is held at
-that offset, paused and rewound, and resumed once the others have caught up. A partition at its end is
-idle and holds nobody back. Label partitions are never held: a label ahead of its payment waits in the
-feature state anyway. The skew must stay well under the features' allowed lateness.
+that offset, paused and rewound, and resumed once the others have caught up. A partition at its end, or
+silent for `idle_after_s` (stuck, or simply without traffic), is idle and holds nobody back. Label
+partitions are never held: a label ahead of its payment waits in the feature state anyway. The skew must
+stay well under the features' allowed lateness.
 """
 
 from __future__ import annotations
+
+import time
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -26,35 +29,41 @@ _NO_BOUND = 2**62
 class EventTimeAlignment:
     """Decides, message by message, whether a payment may be processed now or must wait."""
 
-    def __init__(self, consumer: Consumer, held_topic: str, max_skew_ms: int) -> None:
+    def __init__(self, consumer: Consumer, held_topic: str, max_skew_ms: int, idle_after_s: float = 5.0) -> None:
         self.consumer = consumer
         self.held_topic = held_topic
         self.max_skew_ms = max_skew_ms
+        self.idle_after_s = idle_after_s
+        self._heard: dict[Key, float] = {}  # monotonic time of the partition's last message or assignment
         self._times: dict[Key, int] = {}  # newest event time seen per partition
         self._idle: set[Key] = set()
         self._held: dict[Key, int] = {}  # partition → offset to resume from
         self._paused: set[Key] = set()
         self._bounds: dict[Key, int] = {}  # bounds as of the batch's start, or the last hold: at most the current
         self._last: dict[Key, int] = {}  # offset of the last payment processed
+        self._now = time.monotonic()
 
     @property
     def held(self) -> int:
         return len(self._held)
 
     def assigned(self, partitions: list[TopicPartition]) -> None:
+        now = time.monotonic()
         for tp in partitions:
             self._times.setdefault((tp.topic, tp.partition), _UNKNOWN)
+            self._heard[tp.topic, tp.partition] = now
 
     def revoked(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             key = (tp.topic, tp.partition)
-            for table in (self._times, self._held, self._bounds, self._last):
+            for table in (self._times, self._held, self._bounds, self._last, self._heard):
                 table.pop(key, None)
             self._idle.discard(key)
             self._paused.discard(key)
 
     def start_batch(self) -> None:
         """Fix each payment partition's bound for the coming batch from the others' progress."""
+        self._now = time.monotonic()
         self._bounds = {key: self._bound(key) for key in self._times if key[0] == self.held_topic}
 
     def waiting(self, key: Key, offset: int) -> bool:
@@ -70,6 +79,7 @@ class EventTimeAlignment:
     def observe(self, key: Key, event_ms: int) -> None:
         """A message processed now (a label, or an invalid message), with its event time."""
         self._idle.discard(key)
+        self._heard[key] = self._now
         if event_ms > self._times.get(key, _UNKNOWN):
             self._times[key] = event_ms
 
@@ -92,6 +102,7 @@ class EventTimeAlignment:
 
     def finish_batch(self) -> None:
         """Pause and rewind the partitions held in this batch; resume those the others caught up with."""
+        self._now = time.monotonic()
         to_pause = [key for key in self._held if key not in self._paused]
         if to_pause:
             self.consumer.pause([TopicPartition(*key) for key in to_pause])
@@ -105,5 +116,12 @@ class EventTimeAlignment:
             self._paused.difference_update(to_resume)
 
     def _bound(self, key: Key) -> int:
-        others = [t for other, t in self._times.items() if other != key and other not in self._idle]
+        silent_since = self._now - self.idle_after_s
+        others = [
+            t
+            for other, t in self._times.items()
+            if other != key
+            and other not in self._idle
+            and (other in self._paused or self._heard.get(other, silent_since) > silent_since)
+        ]
         return min(others) + self.max_skew_ms if others else _NO_BOUND

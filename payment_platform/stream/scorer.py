@@ -2,7 +2,8 @@
 
 Per batch: validate → featurise → score → decide → write (one transaction) → DLQ flush → commit
 offsets. Offsets are committed only after the rows are durable, and rows are idempotent on
-`transaction_id`, so a crash anywhere replays the batch without losing or duplicating a payment.
+`transaction_id`, so a crash anywhere replays the batch without losing or duplicating a payment. The
+write, flush and commit of one batch run on a write-behind thread while the next batch is read and scored.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+import sqlalchemy as sa
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from payment_platform.features import FEATURE_NAMES, FeatureState
 from payment_platform.features.definitions import DAY_MS
 from payment_platform.features.online import ALLOWED_LATENESS_MS
+from payment_platform.store.database import StoreUnavailable
 from payment_platform.store.feature_history import read_feature_history
 from payment_platform.store.writer import LabelRow, ScoreWriter, us_to_datetimes
 from payment_platform.stream.alignment import EventTimeAlignment
@@ -31,6 +35,7 @@ from payment_platform.stream.validation import InvalidMessage, Label, Payment, p
 logger = logging.getLogger(__name__)
 
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0  # backoff of a batch's write while the database is unreachable
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class _Batch:
     invalid: list[tuple[Message, str]] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     payment_messages: int = 0
+    deferred: int = 0  # messages left for later by the event-time alignment
 
 
 def score_and_decide(model: ScoringModel, features: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, Decisions]:
@@ -100,6 +106,37 @@ def score_and_decide(model: ScoringModel, features: np.ndarray, amount: np.ndarr
         feature("amount_to_card_mean_30d"),
     )
     return score, decide(rules, len(score))
+
+
+class WriteBehind:
+    """Runs each batch's store-and-commit on one background thread while the loop reads and scores the
+    next batch. At most one batch is in flight, so offsets are committed in order and only after their
+    rows are written; a failure surfaces in the loop at the next batch."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-writer")
+        self._pending: Future[None] | None = None
+
+    def submit(self, store: Callable[[], None]) -> None:
+        self.wait()
+        self._pending = self._pool.submit(store)
+
+    def wait(self) -> None:
+        """Until the batch in flight is committed; re-raises its failure."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 class PaymentScorer:
@@ -125,6 +162,8 @@ class PaymentScorer:
         self.stats = ScorerStats()
         self._restored_partitions: set[int] = set()
         self.alignment = EventTimeAlignment(consumer, config.payment_topic, config.max_skew_ms)
+        self._in_flight = WriteBehind()
+        self._should_stop: Callable[[], bool] = lambda: False
 
     def run(
         self,
@@ -135,6 +174,7 @@ class PaymentScorer:
         on_progress: Callable[[ScorerStats], None] | None = None,
     ) -> ScorerStats:
         """Score until stopped, `max_messages` consumed or `idle_timeout_s` without a message."""
+        self._should_stop = should_stop
         assigned: dict[str, float | None] = {"at": None}
 
         def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -143,6 +183,7 @@ class PaymentScorer:
             assigned["at"] = assigned["at"] or time.monotonic()
 
         def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            self._in_flight.wait()  # commit what was read from them while they are still ours
             self.alignment.revoked(partitions)
 
         self.consumer.subscribe(
@@ -157,8 +198,9 @@ class PaymentScorer:
                     if budget <= 0:
                         break
                 messages = self.consumer.consume(budget, self.config.poll_timeout_s)
-                now = time.monotonic()
-                if self._process(messages) or assigned["at"] is None:
+                had_records = self._process(messages)
+                now = time.monotonic()  # after processing: a wait for the database is not idleness
+                if had_records or assigned["at"] is None:
                     last_message = now
                 elif idle_timeout_s is not None and now - max(last_message, assigned["at"]) >= idle_timeout_s:
                     logger.info("no message for %.0fs: stopping", idle_timeout_s)
@@ -168,8 +210,11 @@ class PaymentScorer:
                     on_progress(self.stats)
                     last_progress = now
         finally:
-            self.stats.lag = self.consumer_lag()
-            self.consumer.close()
+            try:
+                self._in_flight.close()
+            finally:
+                self.stats.lag = self.consumer_lag()
+                self.consumer.close()
             logger.info("scorer stopped: %s", self.stats.summary())
         return self.stats
 
@@ -177,7 +222,8 @@ class PaymentScorer:
         """Handle one consumed batch end to end; False when it held no record."""
         batch = self._split(messages)
         if not batch.offsets:
-            return False
+            self.alignment.finish_batch()
+            return batch.deferred > 0
         if batch.payments:
             crash_point("consumed")
         scored = self._score(batch.payments, batch.payment_offsets) if batch.payments else []
@@ -187,23 +233,58 @@ class PaymentScorer:
         label_rows = [
             LabelRow(lb.transaction_id, lb.is_fraud, at) for lb, at in zip(batch.labels, labelled_at, strict=True)
         ]
-        inserted = self.writer.write(scored, label_rows)
-        if batch.labels:
+        if batch.labels:  # before the next batch is featurised, as when written in line
             self.features.add_labels([lb.transaction_id for lb in batch.labels], [lb.is_fraud for lb in batch.labels])
-        self._send_to_dlq(batch.invalid)
-        if scored:
-            crash_point("written")
-        self.consumer.commit(
-            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in batch.offsets.items()], asynchronous=False
-        )
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in batch.offsets.items()]
+        self._in_flight.submit(lambda: self._store(scored, label_rows, batch.invalid, offsets))
         self.alignment.finish_batch()
         self.stats.consumed += batch.payment_messages
-        self.stats.scored += inserted
-        self.stats.duplicates += len(scored) - inserted
         self.stats.invalid += len(batch.invalid)
         self.stats.labels += len(batch.labels)
         self.stats.batches += 1
         return True
+
+    def _store(
+        self,
+        scored: list[dict[str, object]],
+        labels: list[LabelRow],
+        invalid: list[tuple[Message, str]],
+        offsets: list[TopicPartition],
+    ) -> None:
+        """Write, dead-letter, then commit one batch (on the write-behind thread, batches in order)."""
+        inserted = self._write(scored, labels)
+        self._send_to_dlq(invalid)
+        if scored:
+            crash_point("written")
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # The rows are written: a lost commit only means the batch is read again later, and absorbed.
+            logger.warning("offset commit failed (%s): the batch will be read again and absorbed", exc.args[0])
+        self.stats.scored += inserted
+        self.stats.duplicates += len(scored) - inserted
+
+    def _write(self, scored: list[dict[str, object]], labels: list[LabelRow]) -> int:
+        """The batch's write, retried with backoff while the database is unreachable: nothing is committed
+        to Kafka meanwhile, and the loop waits (backpressure) instead of piling up batches."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                return self.writer.write(scored, labels)
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                self.writer.engine.dispose()  # drop pooled connections to the lost server
+                if self._should_stop():
+                    raise StoreUnavailable(f"stopping with the score store unreachable: {_first_line(exc)}") from None
+                logger.warning(
+                    "score store unreachable (%s): %d payments and %d labels not written, offsets not committed; "
+                    "retrying in %.1fs",
+                    _first_line(exc),
+                    len(scored),
+                    len(labels),
+                    delay,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
 
     def _restore_features(self, partitions: set[int]) -> None:
         """Rebuild the feature state of newly assigned partitions from the score store, so the first
@@ -247,6 +328,7 @@ class PaymentScorer:
             topic, partition, offset = message.topic(), message.partition(), message.offset()
             key = (topic, partition)
             if alignment.waiting(key, offset):
+                batch.deferred += 1
                 continue
             record_us = message.timestamp()[1] * 1_000
             try:
@@ -264,6 +346,7 @@ class PaymentScorer:
                 batch.payment_messages += topic == self.config.payment_topic
                 continue
             if not alignment.admit(key, offset, payment.event_us // 1_000):
+                batch.deferred += 1
                 continue
             batch.offsets[key] = offset
             batch.payment_messages += 1
@@ -330,9 +413,12 @@ class PaymentScorer:
                     ("source.offset", str(message.offset()).encode()),
                 ],
             )
-        remaining = self.dlq.flush(30)
-        if remaining:
-            raise RuntimeError(f"{remaining} DLQ messages not delivered; offsets not committed")
+        delay = RETRY_FIRST_S
+        while remaining := self.dlq.flush(delay):
+            if self._should_stop():
+                raise RuntimeError(f"stopping with {remaining} DLQ messages not delivered; offsets not committed")
+            logger.warning("%d DLQ messages not delivered yet (broker unreachable?); offsets not committed", remaining)
+            delay = min(delay * 2, RETRY_MAX_S)
 
     def consumer_lag(self) -> int | None:
         """Messages behind the end of the assigned partitions (approximate: from watermarks)."""

@@ -1,0 +1,148 @@
+"""Outages mid-stream, on the real broker and MariaDB: the scorer waits them out and loses nothing.
+
+The database outage is a TCP proxy in front of MariaDB that cuts every connection and refuses new ones
+for 20 s, as a server restart or a network partition would look to the scorer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from confluent_kafka import Consumer, TopicPartition
+
+from payment_platform.kafka.clients import ensure_topics, payment_producer
+from payment_platform.sources.feed import PaymentFeed
+from payment_platform.store.database import connect_store
+from payment_platform.stream.runner import ScorerSetup, run_scorer
+from payment_platform.world import World
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_S = 20.0
+
+
+class FlakyProxy:
+    """Forwards TCP connections to a server until `cut()`: then every connection is closed and new ones
+    are refused until `mend()`."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            self.up = False
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def mend(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            with self._lock:
+                self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def test_a_20_second_database_outage_is_waited_out_without_loss(
+    kafka_bootstrap: str,
+    mysql_database: str,
+    topic_names: dict[str, str],
+    model_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    payments = World(seed=17, n_cards=4_000).days(dt.date(2026, 8, 1), dt.date(2026, 8, 6))
+    ensure_topics(kafka_bootstrap, topic_names.values())
+    feed = PaymentFeed(payment_producer(kafka_bootstrap), topic_names["payment_topic"], topic_names["labels_topic"], -1)
+    feed.send(payments)
+    feed.flush()
+
+    direct = connect_store(mysql_database)  # creates the tables; watches the rows without the proxy
+    url = sa.make_url(mysql_database)
+    proxy = FlakyProxy(url.host or "127.0.0.1", url.port or 3306)
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    group = f"outage-{topic_names['payment_topic']}"
+    setup = ScorerSetup(
+        bootstrap=kafka_bootstrap,
+        consumer_group=group,
+        db_url=through_proxy,
+        model_dir=model_dir,
+        batch_size=1_000,
+        **topic_names,
+    )
+    result: dict[str, object] = {}
+    caplog.set_level(logging.WARNING, logger="payment_platform.stream.scorer")
+    scorer = threading.Thread(target=lambda: result.update(stats=run_scorer(setup, idle_timeout_s=10)))
+    scorer.start()
+
+    def stored() -> int:
+        with direct.connect() as conn:
+            return int(conn.execute(sa.text("SELECT COUNT(*) FROM scored_transactions")).scalar() or 0)
+
+    deadline = time.monotonic() + 60
+    while stored() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proxy.cut()
+    during = stored()
+    time.sleep(OUTAGE_S)
+    assert stored() == during, "rows were written while the database was unreachable"
+    proxy.mend()
+    scorer.join(timeout=180)
+    proxy.close()
+
+    assert not scorer.is_alive()
+    assert 0 < during < len(payments), "the outage did not fall mid-stream"
+    with direct.connect() as conn:
+        rows, distinct = conn.execute(
+            sa.text("SELECT COUNT(*), COUNT(DISTINCT transaction_id) FROM scored_transactions")
+        ).one()
+    direct.dispose()
+    assert rows == distinct == len(payments)
+    retries = [r.getMessage() for r in caplog.records if "score store unreachable" in r.getMessage()]
+    assert len(retries) >= 3 and all("offsets not committed" in line for line in retries)
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+    committed = consumer.committed([TopicPartition(topic_names["payment_topic"], p) for p in range(4)], timeout=10)
+    consumer.close()
+    assert sum(tp.offset for tp in committed) == len(payments)
