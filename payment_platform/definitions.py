@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from payment_platform.defs import history, model, reports, scoring
+from payment_platform.defs import history, live_quality, model, reports, scoring
 from payment_platform.resources import build_resources
 
 defs = dg.Definitions(
@@ -13,6 +13,7 @@ defs = dg.Definitions(
         model.production_model,
         scoring.scored_transactions,
         reports.daily_scoring_report,
+        live_quality.live_model_performance,
     ],
     asset_checks=[scoring.scored_fraud_rate_in_band],
     jobs=[
@@ -21,8 +22,14 @@ defs = dg.Definitions(
         scoring.score_payments,
         scoring.scored_fraud_rate_job,
         reports.report_job,
+        live_quality.live_quality_job,
     ],
     sensors=[scoring.keep_scoring],
-    schedules=[history.history_schedule, reports.report_schedule, scoring.scored_fraud_rate_schedule],
+    schedules=[
+        history.history_schedule,
+        reports.report_schedule,
+        scoring.scored_fraud_rate_schedule,
+        live_quality.live_quality_schedule,
+    ],
     resources=build_resources(),
 )

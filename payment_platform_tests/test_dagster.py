@@ -28,7 +28,8 @@ from payment_platform.definitions import defs
 from payment_platform.defs import model as model_defs
 from payment_platform.defs import scoring as scoring_defs
 from payment_platform.defs.history import HISTORY_FRAUD_RATE_CHECK, HistoryConfig, transaction_history
-from payment_platform.defs.model import MODEL_METRICS_FLOORS_CHECK, TrainingConfig
+from payment_platform.defs.live_quality import LIVE_QUALITY_CHECK, live_model_performance, live_quality_schedule
+from payment_platform.defs.model import FEATURE_PARITY_CHECK, MODEL_METRICS_FLOORS_CHECK, TrainingConfig
 from payment_platform.defs.reports import daily_scoring_report
 from payment_platform.defs.scoring import SCORED_FRAUD_RATE_CHECK, ScoredFraudRateConfig, keep_scoring
 from payment_platform.model import ModelRegistry
@@ -100,8 +101,9 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, o
     }
 
 
-def only_check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
-    (evaluation,) = result.get_asset_check_evaluations()
+def only_check(result: dg.ExecuteInProcessResult, name: str | None = None) -> dg.AssetCheckEvaluation:
+    """The run's one check evaluation (of the check called `name`, when given)."""
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if name is None or e.check_name == name]
     return evaluation
 
 
@@ -117,6 +119,7 @@ def test_definitions_hold_the_jobs_sensor_schedules_and_assets() -> None:
         "score_payments",
         "check_scored_fraud_rate",
         "daily_report",
+        "live_quality",
     } <= job_names
 
     (sensor,) = repository.sensor_defs
@@ -125,7 +128,12 @@ def test_definitions_hold_the_jobs_sensor_schedules_and_assets() -> None:
     assert {job.name for job in sensor.jobs} == {"score_payments", "train_model", "materialize_history"}
 
     schedules = {schedule.name: schedule for schedule in repository.schedule_defs}
-    assert set(schedules) == {"daily_history_schedule", "daily_report_schedule", "scored_fraud_rate_schedule"}
+    assert set(schedules) == {
+        "daily_history_schedule",
+        "daily_report_schedule",
+        "scored_fraud_rate_schedule",
+        "live_quality_schedule",
+    }
     assert schedules["daily_history_schedule"].job_name == "materialize_history"
     assert schedules["daily_report_schedule"].job_name == "daily_report"
     assert schedules["scored_fraud_rate_schedule"].job_name == "check_scored_fraud_rate"
@@ -138,12 +146,15 @@ def test_definitions_hold_the_jobs_sensor_schedules_and_assets() -> None:
         "production_model",
         "scored_transactions",
         "daily_scoring_report",
+        "live_model_performance",
     }
     check_keys = {(key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys}
     assert check_keys == {
         ("transaction_history", HISTORY_FRAUD_RATE_CHECK),
+        ("fraud_model", FEATURE_PARITY_CHECK),
         ("model_metrics", MODEL_METRICS_FLOORS_CHECK),
         ("scored_transactions", SCORED_FRAUD_RATE_CHECK),
+        ("live_model_performance", LIVE_QUALITY_CHECK),
     }
 
 
@@ -321,7 +332,9 @@ def test_training_promotes_a_model_that_clears_its_floors(
     assert materialized["production_model"] == {"version": candidate.version, "previous_version": ""}
     assert result.output_for_node("model_metrics")["roc_auc"] == metrics["roc_auc"]
 
-    check = only_check(result)
+    parity = only_check(result, FEATURE_PARITY_CHECK)
+    assert parity.passed and parity.blocking and "agree on all" in (parity.description or "")
+    check = only_check(result, MODEL_METRICS_FLOORS_CHECK)
     assert (check.asset_key.to_user_string(), check.check_name) == ("model_metrics", MODEL_METRICS_FLOORS_CHECK)
     assert check.passed and check.blocking
     assert metadata_values(check.metadata)["floor_card_precision_at_k"] == 0.02
@@ -358,7 +371,7 @@ def test_a_model_below_its_floors_is_not_promoted(
     assert registry.production_version() == previous
     assert sorted(registry.versions()) == sorted([previous, candidate.version])
 
-    check = only_check(result)
+    check = only_check(result, MODEL_METRICS_FLOORS_CHECK)
     assert check.check_name == MODEL_METRICS_FLOORS_CHECK
     assert not check.passed
     assert check.severity == dg.AssetCheckSeverity.ERROR
@@ -783,3 +796,115 @@ def test_daily_report_materializes_one_row_per_day(
         e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("daily_scoring_report")
     ]
     assert event.partition == "2026-03-01"
+
+
+# --- live model performance ----------------------------------------------------------------------
+
+
+def scored_day(day: dt.date, scores: list[float], labels: list[bool | None]) -> list[dict[str, object]]:
+    noon = dt.datetime.combine(day, dt.time(12))
+    return [
+        {
+            "transaction_id": f"{day}-{i}",
+            "customer_id": f"card-{i}",
+            "terminal_id": "term-1",
+            "amount": Decimal("10.00"),
+            "currency": "EUR",
+            "event_time": noon + dt.timedelta(seconds=i),
+            "score": score,
+            "status": "DECLINED" if score >= 0.9 else "REVIEW" if score >= 0.5 else "APPROVED",
+            "reasons": "model_score" if score >= 0.5 else "",
+            "model_version": "v1",
+            "scored_at": noon + dt.timedelta(seconds=i, milliseconds=30),
+            "kafka_partition": 0,
+            "kafka_offset": i,
+        }
+        for i, score in enumerate(scores)
+    ]
+
+
+def write_day(home: Path, day: dt.date, scores: list[float], labels: list[bool | None]) -> None:
+    from payment_platform.store.writer import LabelRow
+
+    rows = scored_day(day, scores, labels)
+    engine = connect_store(f"sqlite:///{home / 'payments.db'}")
+    try:
+        ScoreWriter(engine).write(
+            rows,
+            [
+                LabelRow(str(row["transaction_id"]), label, dt.datetime.combine(day, dt.time(23)))
+                for row, label in zip(rows, labels, strict=True)
+                if label is not None
+            ],
+        )
+    finally:
+        engine.dispose()
+
+
+def record_test_metrics(instance: dg.DagsterInstance, roc_auc: float, ap: float, cp: float) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            "model_metrics", metadata={"roc_auc": roc_auc, "average_precision": ap, "card_precision_at_k": cp}
+        )
+    )
+
+
+def live_check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (evaluation,) = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == LIVE_QUALITY_CHECK
+    ]
+    return evaluation
+
+
+def test_live_performance_measures_a_day_against_its_labels(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    day = dt.date(2026, 3, 2)
+    scores = [0.95, 0.6, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02]
+    labels: list[bool | None] = [True, False, True, False, False, False, False, None]
+    write_day(home, day, scores, labels)
+    record_test_metrics(instance, roc_auc=0.86, ap=0.55, cp=0.16)
+
+    result = dg.materialize(
+        [live_model_performance], instance=instance, resources=resources, partition_key=day.isoformat()
+    )
+
+    metadata = materializations(result)["live_model_performance"]
+    assert metadata["payments"] == 8 and metadata["frauds"] == 2
+    assert metadata["labelled_share"] == pytest.approx(7 / 8)
+    # Frauds ranked 1st and 3rd of 8 (the unlabelled one counts as genuine): 11 of 12 pairs in order.
+    assert metadata["live_roc_auc"] == pytest.approx(11 / 12)
+    assert metadata["live_precision_of_alerts"] == pytest.approx(0.5)
+    assert metadata["live_precision_of_declines"] == pytest.approx(1.0)
+    assert metadata["live_card_precision_at_k"] == pytest.approx(2 / 100)
+    assert metadata["test_roc_auc"] == pytest.approx(0.86)
+    evaluation = live_check(result)
+    assert evaluation.passed is False  # AP and CP@100 well under half of the test metrics' on 8 payments
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_live_performance_of_a_good_day_passes_and_of_an_unlabelled_day_waits(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, home: Path
+) -> None:
+    good, unlabelled = dt.date(2026, 3, 3), dt.date(2026, 3, 4)
+    n = 400
+    scores = [1 - i / n for i in range(n)]
+    write_day(home, good, scores, [i < 200 and i % 2 == 0 for i in range(n)])
+    write_day(home, unlabelled, scores, [None] * n)
+    record_test_metrics(instance, roc_auc=0.86, ap=0.55, cp=0.16)
+
+    for day, passed, text in [(good, True, "in line"), (unlabelled, True, "not measured")]:
+        result = dg.materialize(
+            [live_model_performance], instance=instance, resources=resources, partition_key=day.isoformat()
+        )
+        evaluation = live_check(result)
+        assert evaluation.passed is passed and text in (evaluation.description or "")
+
+
+def test_live_quality_schedule_measures_the_day_whose_labels_matured() -> None:
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 3, 20, 2, tzinfo=dt.UTC))
+    request = live_quality_schedule(context)
+    assert isinstance(request, dg.RunRequest) and request.partition_key == "2026-03-12"

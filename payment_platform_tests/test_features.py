@@ -20,6 +20,7 @@ from payment_platform.features.definitions import (
     TERMINAL_WINDOWS_MS,
     event_time_ms,
 )
+from payment_platform.features.parity import compare_drivers
 
 T0 = pd.Timestamp("2026-03-02 12:00", tz="UTC")  # a Monday noon
 T0_MS = T0.value // 1_000_000
@@ -364,3 +365,20 @@ def test_offline_and_online_agree_on_45_days_of_the_world() -> None:
     expected = compute_features(frame).to_numpy()
     np.testing.assert_allclose(online_as_in_production(frame, seed=0), expected, rtol=1e-6, atol=1e-9)
     assert expected[:, FEATURE_NAMES.index("terminal_fraud_share_30d")].max() > 0
+
+
+def test_the_parity_report_of_a_model_check_sees_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = random_stream(seed=3, n_payments=1500)
+    report = compare_drivers(frame, batch_size=300)
+    assert report.passed and report.rows == len(frame) and report.worst_feature is None
+
+    featurise = FeatureState.featurise
+
+    def off_by_one_count(self: FeatureState, batch: pd.DataFrame) -> np.ndarray:
+        features = featurise(self, batch)
+        features[-1, FEATURE_NAMES.index("terminal_count_7d")] += 1
+        return features
+
+    monkeypatch.setattr(FeatureState, "featurise", off_by_one_count)
+    broken = compare_drivers(frame, batch_size=300)
+    assert broken.mismatched_rows == -(-len(frame) // 300) and broken.worst_feature == "terminal_count_7d"

@@ -9,6 +9,7 @@ import datetime as dt
 
 import dagster as dg
 
+from payment_platform.features.parity import compare_drivers
 from payment_platform.model.pipeline import (
     Candidate,
     MetricFloors,
@@ -20,6 +21,7 @@ from payment_platform.model.pipeline import (
 from payment_platform.resources import HistoryStoreResource, ModelRegistryResource, ScoreStoreResource
 
 MODEL_METRICS_FLOORS_CHECK = "metrics_clear_floors"
+FEATURE_PARITY_CHECK = "online_features_match_training"
 
 
 class TrainingConfig(dg.Config):
@@ -34,15 +36,24 @@ class TrainingConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(key="fraud_model", group_name="model", deps=["transaction_history"], kinds={"scikitlearn"})
+@dg.asset(
+    key="fraud_model",
+    group_name="model",
+    deps=["transaction_history"],
+    kinds={"scikitlearn"},
+    check_specs=[dg.AssetCheckSpec(FEATURE_PARITY_CHECK, asset="fraud_model", blocking=True)],
+)
 def fraud_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
     history: HistoryStoreResource,
     score_store: ScoreStoreResource,
     model_registry: ModelRegistryResource,
-) -> dg.Output[Candidate]:
-    """A candidate model trained on the earlier days of the window, saved as a new registry version."""
+) -> object:
+    """A candidate model trained on the earlier days of the window, saved as a new registry version.
+
+    Its check streams the same payments through the live scorer's feature state and compares every row
+    with the training features: a model is only as good as the features it will be served."""
     plan = TrainingPlan(
         source=config.source,
         until=dt.date.fromisoformat(config.until) if config.until else None,
@@ -55,7 +66,8 @@ def fraud_model(
     payments, window = load_training_payments(plan, history.store(), score_store.url)
     context.log.info(f"training on {len(payments):,} payments from {window.start} to {window.end}")
     candidate = train_candidate(payments, window, plan, model_registry.registry())
-    return dg.Output(
+    parity = compare_drivers(payments)
+    yield dg.Output(
         candidate,
         metadata={
             "version": candidate.version,
@@ -66,6 +78,20 @@ def fraud_model(
             "train_fraud_rate": candidate.train_fraud_rate,
             "review_threshold": candidate.review_threshold,
             "decline_threshold": candidate.decline_threshold,
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=FEATURE_PARITY_CHECK,
+        passed=parity.passed,
+        description=(
+            f"online and training features agree on all {parity.rows:,} payments"
+            if parity.passed
+            else f"{parity.mismatched_rows:,} of {parity.rows:,} payments differ, most in {parity.worst_feature}"
+        ),
+        metadata={
+            "payments": parity.rows,
+            "mismatched_rows": parity.mismatched_rows,
+            "max_abs_difference": parity.max_abs_difference,
         },
     )
 

@@ -1,0 +1,28 @@
+"""The live decisions of a day next to what turned out to be true: the scorer's rows joined with labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+
+from payment_platform.store.tables import scored_transactions, transaction_labels
+
+OUTCOME_COLUMNS = ["customer_id", "event_time", "score", "status", "model_version", "is_fraud"]
+
+
+def read_day_outcomes(engine: sa.Engine, day: dt.date) -> pd.DataFrame:
+    """The payments scored with event time on `day` (UTC): score, status, model and label (NaN: no label)."""
+    start = dt.datetime.combine(day, dt.time())
+    t, lb = scored_transactions.c, transaction_labels.c
+    query = (
+        sa.select(t.customer_id, t.event_time, t.score, t.status, t.model_version, lb.is_fraud)
+        .select_from(scored_transactions.outerjoin(transaction_labels, lb.transaction_id == t.transaction_id))
+        .where(t.event_time >= start, t.event_time < start + dt.timedelta(days=1))
+    )
+    with engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(query).all(), columns=OUTCOME_COLUMNS)
+    rows["event_time"] = pd.to_datetime(rows["event_time"]).dt.tz_localize("UTC")
+    rows["is_fraud"] = rows["is_fraud"].astype(float)
+    return rows
