@@ -236,7 +236,9 @@ def test_the_size_limit_is_checked_before_parsing() -> None:
     assert parse_payment(fitting, RECORD_US, NOW_US).transaction_id == "t"
     for value in (fitting[:-2] + b'x"}', b"\xff" * 10_000_000):  # too large whatever it holds
         for parse, what in ((parse_payment, "payment"), (parse_label, "label")):
-            with pytest.raises(InvalidMessage, match=f"^{what} value too large: [0-9,]+ bytes, at most 65,536$"):
+            with pytest.raises(
+                InvalidMessage, match=f"^{what} value too large: [0-9,]+ bytes, at most {MAX_MESSAGE_BYTES:,}$"
+            ):
                 parse(value, RECORD_US, NOW_US)
 
 
@@ -330,7 +332,7 @@ def run_corpus(
     """
     topic_of = {"payment": topics["payment_topic"], "label": topics["labels_topic"]}
     ensure_topics(bootstrap, topics.values())
-    producer = payment_producer(bootstrap)
+    producer = payment_producer(bootstrap, **{"message.max.bytes": 4 * MAX_MESSAGE_BYTES})  # room for the too-large
     for i, case in enumerate(cases):
         extra = {} if case.record_ms is None else {"timestamp": case.record_ms}
         producer.produce(topic_of[case.topic], key=f"case-{i}".encode(), value=case.value, partition=0, **extra)
@@ -498,7 +500,7 @@ def hostile_corpus(now: dt.datetime) -> list[Case]:
         Case(bad, payment_value(transaction_id="a10", amount=1e308), "amount must be > 0 and <= 1,000,000"),
         Case(bad, payment_value(transaction_id="a11", amount=2**70), "amount must be > 0 and <= 1,000,000"),
         # Oversized values and ids.
-        Case(bad, payment_value(transaction_id="big", pad="x" * 200_000), "payment value too large"),
+        Case(bad, payment_value(transaction_id="big", pad="x" * (MAX_MESSAGE_BYTES + 1)), "payment value too large"),
         Case(bad, payment_value(transaction_id="t" * 65), "transaction_id must have 1-64 characters, got 65"),
         Case(bad, payment_value(transaction_id="💳" * 65), "transaction_id must have 1-64 characters, got 65"),
         Case(bad, payment_value(transaction_id="o1", customer_id="c" * 65), "customer_id must have 1-64"),
@@ -602,7 +604,7 @@ def hostile_corpus(now: dt.datetime) -> list[Case]:
         Case("label", label(10**64), "transaction_id must have 1-64 characters, got 65"),
         Case("label", label("l4", labelled_at="2026-01-01 00:00"), "labelled_at needs a UTC offset or Z"),
         Case("label", label("l5", labelled_at=future), "labelled_at is more than 24 h in the future"),
-        Case("label", label("l6", pad="x" * 100_000), "label value too large"),
+        Case("label", label("l6", pad="x" * (MAX_MESSAGE_BYTES + 1)), "label value too large"),
     ]
 
 

@@ -2,7 +2,9 @@
 
 A replayed batch (after a crash between the write and the offset commit) is absorbed by the
 unique key: the first stored row stands. Rows go to the database as one multi-row statement per
-chunk, never as per-row ORM objects.
+chunk, never as per-row ORM objects. On MySQL through PyMySQL the rows go straight to the driver's
+`executemany` (still parameterised), because compiling and binding 13 parameters per row through
+SQLAlchemy costs more than the database's own work.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ SCORED_COLUMNS = (
     "kafka_partition",
     "kafka_offset",
 )
+_INSERT_MANY = (
+    f"INSERT IGNORE INTO {scored_transactions.name} ({', '.join(SCORED_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(SCORED_COLUMNS))})"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class ScoreWriter:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         dialect = engine.dialect.name
+        self._driver_batches = dialect in ("mysql", "mariadb") and engine.dialect.driver == "pymysql"
         if dialect in ("mysql", "mariadb"):
             self._insert_scored = mysql.insert(scored_transactions).prefix_with("IGNORE")
             upsert = mysql.insert(transaction_labels)
@@ -89,7 +96,9 @@ class ScoreWriter:
         """Write one batch in one transaction; the number of new scored rows."""
         inserted = 0
         with self.engine.begin() as conn:
-            if scored:
+            if scored and self._driver_batches:
+                inserted = self._insert_many(conn, scored)
+            elif scored:
                 inserted = conn.execute(self._insert_scored, list(scored)).rowcount
             if labels:
                 conn.execute(
@@ -104,3 +113,14 @@ class ScoreWriter:
                     ],
                 )
         return max(inserted, 0)
+
+    @staticmethod
+    def _insert_many(conn: sa.Connection, scored: Sequence[dict[str, object]]) -> int:
+        """INSERT IGNORE through the driver's `executemany` on the connection's own transaction; the rows
+        inserted. Parameters stay parameters: PyMySQL escapes them and packs them into multi-row INSERTs."""
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(_INSERT_MANY, [tuple(row[column] for column in SCORED_COLUMNS) for row in scored])
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()

@@ -1,0 +1,5 @@
+import sys
+
+from payment_platform.bench.run import main
+
+sys.exit(main())
