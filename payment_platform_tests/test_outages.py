@@ -1,7 +1,8 @@
 """Outages mid-stream, on the real broker and MariaDB: the scorer waits them out and loses nothing.
 
 The database outage is a TCP proxy in front of MariaDB that cuts every connection and refuses new ones
-for 20 s, as a server restart or a network partition would look to the scorer.
+for 20 s, as a server restart or a network partition would look to the scorer. The graceful stop sends
+SIGTERM, as terminating the run from the UI does.
 """
 
 from __future__ import annotations
@@ -9,9 +10,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -146,3 +153,68 @@ def test_a_20_second_database_outage_is_waited_out_without_loss(
     committed = consumer.committed([TopicPartition(topic_names["payment_topic"], p) for p in range(4)], timeout=10)
     consumer.close()
     assert sum(tp.offset for tp in committed) == len(payments)
+
+
+def produce_days(bootstrap: str, topics: dict[str, str], start: dt.date, end: dt.date, seed: int) -> int:
+    payments = World(seed=seed, n_cards=3_000).days(start, end)
+    ensure_topics(bootstrap, topics.values())
+    feed = PaymentFeed(payment_producer(bootstrap), topics["payment_topic"], topics["labels_topic"], -1)
+    feed.send(payments)
+    feed.flush()
+    return len(payments)
+
+
+def count_rows(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT COUNT(*) FROM scored_transactions")).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_sigterm_writes_the_batch_in_hand_commits_and_exits_within_10_s(
+    kafka_bootstrap: str, mysql_database: str, topic_names: dict[str, str], model_dir: Path, tmp_path: Path
+) -> None:
+    """What terminating the run from the Dagster UI does to the scorer process."""
+    produced = produce_days(kafka_bootstrap, topic_names, dt.date(2026, 8, 1), dt.date(2026, 8, 20), seed=23)
+    shutil.copytree(model_dir, tmp_path / "models")
+    group = f"sigterm-{topic_names['payment_topic']}"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PAYMENT_HOME": str(tmp_path),
+        "PAYMENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "PAYMENT_DB_URL": mysql_database,
+        "PAYMENT_CONSUMER_GROUP": group,
+        "PAYMENT_TOPIC": topic_names["payment_topic"],
+        "PAYMENT_LABELS_TOPIC": topic_names["labels_topic"],
+        "PAYMENT_DLQ_TOPIC": topic_names["dlq_topic"],
+    }
+    command = [sys.executable, "-m", "payment_platform.cli", "score", "--batch-size", "1000"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    connect_store(mysql_database).dispose()  # the tables, to watch the rows
+    assert wait_until(lambda: count_rows(mysql_database) > 0, 90), "the scorer never wrote a row"
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+    took = time.monotonic() - sent
+
+    assert process.returncode == 0, stderr[-2000:]
+    assert took <= 10, f"took {took:.1f}s to stop"
+    rows = count_rows(mysql_database)
+    assert 0 < rows < produced, "the stop did not fall mid-stream"
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+    committed = consumer.committed([TopicPartition(topic_names["payment_topic"], p) for p in range(4)], timeout=10)
+    consumer.close()
+    # Every row written is committed and nothing committed is unwritten: the batch in hand was finished.
+    assert sum(max(tp.offset, 0) for tp in committed) == rows
+    assert "finishing the batch in hand" in stderr

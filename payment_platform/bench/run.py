@@ -256,6 +256,7 @@ def end_to_end(bench: Bench, scored: load.Load, ceilings: dict[str, Any]) -> dic
 
 def latency(bench: Bench, rate: int, pool: Any) -> dict[str, Any]:
     phase = f"latency{rate}"
+    measure.truncate_scored(bench.db_url)  # a fresh scorer restores its state from the rows: start from none
     worker = bench.scorer(phase, idle_timeout_s=bench.sizes.idle_timeout_s)
     wait_assigned([worker])
     producer = payment_producer(bench.bootstrap)
@@ -323,6 +324,7 @@ def scaling(bench: Bench, scaled: load.Load) -> list[dict[str, Any]]:
     runs = []
     for processes in (1, 2):
         phase = f"scale{processes}"
+        measure.truncate_scored(bench.db_url)  # same payments each time: every run inserts them all
         workers = [bench.scorer(phase, idle_timeout_s=bench.sizes.idle_timeout_s) for _ in range(processes)]
         wait_assigned(workers)
         producer = payment_producer(bench.bootstrap)

@@ -55,10 +55,10 @@ class TimedConsumer:
 
     def subscribe(self, topics: list[str], on_assign: Any = None, on_revoke: Any = None, **_: Any) -> None:
         def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if on_assign:  # the scorer's own: state restored before the bench is told it is ready
+                on_assign(consumer, partitions)
             self.partitions |= {(tp.topic, tp.partition) for tp in partitions}
             emit("assigned", partitions=len(self.partitions))
-            if on_assign:
-                on_assign(consumer, partitions)
 
         def revoked(consumer: Consumer, partitions: list[TopicPartition]) -> None:
             self.partitions -= {(tp.topic, tp.partition) for tp in partitions}

@@ -18,6 +18,8 @@ def connect_store(url: str, *, create: bool = True) -> sa.Engine:
         options: dict[str, object] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
             options["connect_args"] = {"timeout": 30}
+        elif "+pymysql" in url.split("://", 1)[0]:
+            options["connect_args"] = {"local_infile": True}  # the writer's bulk load (store/bulk_load.py)
         else:
             options["pool_recycle"] = 3600
         engine = sa.create_engine(url, **options)

@@ -10,14 +10,19 @@ SQLAlchemy costs more than the database's own work.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 
+from payment_platform.store.bulk_load import LOCAL_INFILE_REFUSED, load_data_statement, spool_path, tsv
 from payment_platform.store.tables import scored_transactions, transaction_labels
+
+logger = logging.getLogger(__name__)
 
 SCORED_COLUMNS = (
     "transaction_id",
@@ -40,6 +45,10 @@ _INSERT_MANY = (
 )
 
 
+# A scored payment as the scorer produces it: values in SCORED_COLUMNS order.
+ScoredRow = list[object]
+
+
 @dataclass(frozen=True)
 class LabelRow:
     transaction_id: str
@@ -59,6 +68,9 @@ class ScoreWriter:
         self.engine = engine
         dialect = engine.dialect.name
         self._driver_batches = dialect in ("mysql", "mariadb") and engine.dialect.driver == "pymysql"
+        self._spool: Path | None = spool_path() if self._driver_batches else None
+        if self._spool is not None and not self._load_data_works():
+            self._close_spool()
         if dialect in ("mysql", "mariadb"):
             self._insert_scored = mysql.insert(scored_transactions).prefix_with("IGNORE")
             upsert = mysql.insert(transaction_labels)
@@ -92,14 +104,20 @@ class ScoreWriter:
         else:
             raise ValueError(f"unsupported score store dialect: {dialect}")
 
-    def write(self, scored: Sequence[dict[str, object]], labels: Sequence[LabelRow] = ()) -> int:
-        """Write one batch in one transaction; the number of new scored rows."""
+    def write(self, scored: Sequence[ScoredRow | dict[str, object]], labels: Sequence[LabelRow] = ()) -> int:
+        """Write one batch in one transaction; the number of new scored rows. Rows are tuples in
+        SCORED_COLUMNS order (what the scorer produces) or dicts by column name."""
         inserted = 0
+        rows = [[row[c] for c in SCORED_COLUMNS] if isinstance(row, dict) else row for row in scored]
         with self.engine.begin() as conn:
-            if scored and self._driver_batches:
-                inserted = self._insert_many(conn, scored)
-            elif scored:
-                inserted = conn.execute(self._insert_scored, list(scored)).rowcount
+            if rows and self._spool is not None:
+                inserted = self._load_data(conn, rows)
+            elif rows and self._driver_batches:
+                inserted = self._insert_many(conn, rows)
+            elif rows:
+                inserted = conn.execute(
+                    self._insert_scored, [dict(zip(SCORED_COLUMNS, row, strict=True)) for row in rows]
+                ).rowcount
             if labels:
                 conn.execute(
                     self._upsert_label,
@@ -115,12 +133,58 @@ class ScoreWriter:
         return max(inserted, 0)
 
     @staticmethod
-    def _insert_many(conn: sa.Connection, scored: Sequence[dict[str, object]]) -> int:
+    def _insert_many(conn: sa.Connection, rows: Sequence[ScoredRow]) -> int:
         """INSERT IGNORE through the driver's `executemany` on the connection's own transaction; the rows
         inserted. Parameters stay parameters: PyMySQL escapes them and packs them into multi-row INSERTs."""
         cursor = conn.connection.cursor()
         try:
-            cursor.executemany(_INSERT_MANY, [tuple(row[column] for column in SCORED_COLUMNS) for row in scored])
+            cursor.executemany(_INSERT_MANY, [tuple(row) for row in rows])
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+    def _load_data(self, conn: sa.Connection, rows: Sequence[ScoredRow]) -> int:
+        """LOAD DATA LOCAL INFILE of the batch on the connection's own transaction; falls back to
+        `executemany` for good when the server refuses it."""
+        assert self._spool is not None
+        self._spool.write_bytes(tsv(rows))
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(load_data_statement(scored_transactions.name, SCORED_COLUMNS, self._spool))
+            return int(cursor.rowcount)
+        except Exception as exc:
+            if getattr(exc, "args", (None,))[0] not in LOCAL_INFILE_REFUSED:
+                raise
+            logger.warning("the database refuses LOAD DATA LOCAL INFILE (%s): writing with INSERT instead", exc)
+            self._close_spool()
+            return self._insert_many(conn, rows)
+        finally:
+            cursor.close()
+
+    def _load_data_works(self) -> bool:
+        """Try LOAD DATA with an empty file: both the client and the server must allow it."""
+        assert self._spool is not None
+        self._spool.write_bytes(b"")
+        try:
+            with self.engine.begin() as conn:
+                cursor = conn.connection.cursor()
+                try:
+                    cursor.execute(load_data_statement(scored_transactions.name, SCORED_COLUMNS, self._spool))
+                finally:
+                    cursor.close()
+        except Exception as exc:  # noqa: BLE001 - any refusal means: use INSERT
+            logger.info("LOAD DATA LOCAL INFILE not available (%s): writing with INSERT", str(exc).splitlines()[0])
+            return False
+        return True
+
+    def _close_spool(self) -> None:
+        if self._spool is not None:
+            self._spool.unlink(missing_ok=True)
+            self._spool = None
+
+    def close(self) -> None:
+        """Remove the spool file; the engine stays the caller's."""
+        self._close_spool()
+
+    def __del__(self) -> None:
+        self._close_spool()

@@ -25,7 +25,7 @@ from payment_platform.features.definitions import DAY_MS
 from payment_platform.features.online import ALLOWED_LATENESS_MS
 from payment_platform.store.database import StoreUnavailable
 from payment_platform.store.feature_history import read_feature_history
-from payment_platform.store.writer import LabelRow, ScoreWriter, us_to_datetimes
+from payment_platform.store.writer import SCORED_COLUMNS, LabelRow, ScoredRow, ScoreWriter, us_to_datetimes
 from payment_platform.stream.alignment import EventTimeAlignment
 from payment_platform.stream.decisions import DecisionPolicy, Decisions, decide, evaluate_rules
 from payment_platform.stream.faults import crash_point
@@ -35,6 +35,7 @@ from payment_platform.stream.validation import InvalidMessage, Label, Payment, p
 logger = logging.getLogger(__name__)
 
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_SCORED_AT = SCORED_COLUMNS.index("scored_at")
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0  # backoff of a batch's write while the database is unreachable
 
 
@@ -246,12 +247,15 @@ class PaymentScorer:
 
     def _store(
         self,
-        scored: list[dict[str, object]],
+        scored: list[ScoredRow],
         labels: list[LabelRow],
         invalid: list[tuple[Message, str]],
         offsets: list[TopicPartition],
     ) -> None:
         """Write, dead-letter, then commit one batch (on the write-behind thread, batches in order)."""
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        for row in scored:
+            row[_SCORED_AT] = now
         inserted = self._write(scored, labels)
         self._send_to_dlq(invalid)
         if scored:
@@ -264,7 +268,7 @@ class PaymentScorer:
         self.stats.scored += inserted
         self.stats.duplicates += len(scored) - inserted
 
-    def _write(self, scored: list[dict[str, object]], labels: list[LabelRow]) -> int:
+    def _write(self, scored: list[ScoredRow], labels: list[LabelRow]) -> int:
         """The batch's write, retried with backoff while the database is unreachable: nothing is committed
         to Kafka meanwhile, and the loop waits (backpressure) instead of piling up batches."""
         delay = RETRY_FIRST_S
@@ -358,7 +362,7 @@ class PaymentScorer:
             batch.payment_offsets.append((partition, offset))
         return batch
 
-    def _score(self, payments: list[Payment], offsets: list[tuple[int, int]]) -> list[dict[str, object]]:
+    def _score(self, payments: list[Payment], offsets: list[tuple[int, int]]) -> list[ScoredRow]:
         model = self.models.current()
         event_us = np.fromiter((p.event_us for p in payments), dtype=np.int64, count=len(payments))
         amount = np.fromiter((p.amount for p in payments), dtype=np.float64, count=len(payments))
@@ -377,24 +381,35 @@ class PaymentScorer:
         for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
             self.stats.by_status[status] = self.stats.by_status.get(status, 0) + int(count)
         event_times = us_to_datetimes(event_us)
-        scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        scored_at = None  # stamped by _store when the write begins
+        version = model.version
+        # Values in SCORED_COLUMNS order: the writer's bulk path takes them as they are.
         return [
-            {
-                "transaction_id": p.transaction_id,
-                "customer_id": p.customer_id,
-                "terminal_id": p.terminal_id,
-                "amount": round(p.amount, 2),
-                "currency": p.currency,
-                "event_time": event_times[i],
-                "score": float(score[i]),
-                "status": decisions.status[i],
-                "reasons": decisions.reasons[i],
-                "model_version": model.version,
-                "scored_at": scored_at,
-                "kafka_partition": offsets[i][0],
-                "kafka_offset": offsets[i][1],
-            }
-            for i, p in enumerate(payments)
+            [
+                p.transaction_id,
+                p.customer_id,
+                p.terminal_id,
+                round(p.amount, 2),
+                p.currency,
+                event_times[i],
+                score_i,
+                status_i,
+                reasons_i,
+                version,
+                scored_at,
+                partition,
+                offset,
+            ]
+            for i, (p, score_i, status_i, reasons_i, (partition, offset)) in enumerate(
+                zip(
+                    payments,
+                    score.tolist(),
+                    decisions.status.tolist(),
+                    decisions.reasons.tolist(),
+                    offsets,
+                    strict=True,
+                )
+            )
         ]
 
     def _send_to_dlq(self, invalid: list[tuple[Message, str]]) -> None:

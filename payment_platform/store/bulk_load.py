@@ -1,0 +1,56 @@
+"""Bulk loading of scored rows into MySQL/MariaDB with `LOAD DATA LOCAL INFILE`.
+
+The fastest way into InnoDB from a client: the rows travel as one tab-separated file per batch instead of
+one escaped SQL literal per value, which costs the client far less Python per row than `executemany`.
+The statement is a constant (nothing of a row is ever SQL); `IGNORE` keeps the first stored row of a
+`transaction_id`, like `INSERT IGNORE`. The server must allow it (`local_infile=ON`, MariaDB's default;
+MySQL 8 needs `--local-infile=ON`), and the client asks for it with PyMySQL's `local_infile=True`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+# Field escaping of LOAD DATA's defaults (ESCAPED BY '\\'): the escape, the separators, NUL and CR.
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\0": "\\0", "\r": "\\r"})
+
+# Codes of the server refusing LOAD DATA LOCAL (client or server side switched off).
+LOCAL_INFILE_REFUSED = {1148, 2068, 3948}
+
+
+def tsv_field(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_TSV_ESCAPES)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(" ")
+    return str(value)
+
+
+def tsv(rows: Sequence[Sequence[object]]) -> bytes:
+    """The rows as LOAD DATA's default text format: tab-separated, newline-terminated, UTF-8."""
+    field = tsv_field
+    return "".join("\t".join([field(value) for value in row]) + "\n" for row in rows).encode("utf-8")
+
+
+def load_data_statement(table: str, columns: Sequence[str], path: Path) -> str:
+    """The constant statement for one spool file: the path is the writer's own, never from a row."""
+    return (
+        f"LOAD DATA LOCAL INFILE '{path.as_posix()}' IGNORE INTO TABLE {table} CHARACTER SET utf8mb4 "
+        f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({', '.join(columns)})"
+    )
+
+
+def spool_path() -> Path:
+    """A private file for one writer's batches, in memory-backed /dev/shm where there is one."""
+    directory = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    handle, name = tempfile.mkstemp(prefix="payment-scores-", suffix=".tsv", dir=directory)
+    os.close(handle)
+    return Path(name)
