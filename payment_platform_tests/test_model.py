@@ -395,3 +395,25 @@ def test_loaded_model_is_a_plain_joblib_file(tmp_path: Path) -> None:
     version = registry.save(model, ["a", "b"], THRESHOLDS)
     restored = joblib.load(tmp_path / version / "model.joblib")
     np.testing.assert_array_equal(restored.coef_, model.coef_)
+
+
+def test_floors_are_relative_to_what_the_test_days_allow() -> None:
+    from payment_platform.model.metrics import ModelMetrics
+    from payment_platform.model.pipeline import MetricFloors
+
+    def metrics(auc: float, ap: float, cp: float, best_cp: float, fraud: int, n: int = 10_000) -> ModelMetrics:
+        return ModelMetrics(
+            roc_auc=auc, average_precision=ap, card_precision_at_k=cp, best_card_precision_at_k=best_cp, k=100,
+            review_threshold=0.1, precision_at_review=0.5, recall_at_review=0.5, alert_rate_at_review=0.01,
+            decline_threshold=0.9, precision_at_decline=0.9, recall_at_decline=0.2, alert_rate_at_decline=0.001,
+            n_train=1, n_train_fraud=1, n_test=n, n_test_fraud=fraud, n_test_cards=100, n_test_days=7,
+        )  # fmt: skip
+
+    floors = MetricFloors()
+    # A small population: CP@100 of 0.07 is a third of the 0.21 any ranking could reach - it passes.
+    assert floors.failures(metrics(0.9, 0.5, 0.07, 0.21, fraud=100)) == []
+    # The same CP@100 where 0.6 was reachable, and AP below ten times the 1 % fraud rate, fail.
+    failures = floors.failures(metrics(0.9, 0.09, 0.07, 0.6, fraud=100))
+    assert [f.split()[0] for f in failures] == ["average_precision", "card_precision_at_k"]
+    assert "< floor 0.1000" in failures[0] and "< floor 0.1200" in failures[1]
+    assert [f.split()[0] for f in floors.failures(metrics(0.79, 0.5, 0.5, 0.6, fraud=100))] == ["roc_auc"]

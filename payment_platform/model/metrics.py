@@ -125,6 +125,7 @@ class ModelMetrics:
     roc_auc: float
     average_precision: float
     card_precision_at_k: float
+    best_card_precision_at_k: float  # of a perfect ranking on the same days: what CP@k can reach at all
     k: int
     review_threshold: float
     precision_at_review: float | None
@@ -166,6 +167,7 @@ def evaluate_scores(
         roc_auc=roc_auc(y, scores),
         average_precision=average_precision(y, scores),
         card_precision_at_k=float(daily_cp.mean()),
+        best_card_precision_at_k=float(daily_card_precision_at_k(y, y, customer_id, event_time, k=k).mean()),
         k=k,
         review_threshold=review.threshold,
         precision_at_review=review.precision,

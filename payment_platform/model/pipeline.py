@@ -63,16 +63,26 @@ class Candidate:
 
 @dataclass(frozen=True)
 class MetricFloors:
-    """What a model must reach on its test days before it may be promoted."""
+    """What a model must reach on its test days before it may be promoted.
 
-    roc_auc: float = 0.85
-    average_precision: float = 0.30
-    card_precision_at_k: float = 0.10
+    AP and CP@k are floored relative to the test days themselves, so the same floors hold on a world of
+    any size or fraud rate (a user's own history included): AP as a lift over the fraud rate (what a
+    random ranking scores), CP@k as a share of the best CP@k any ranking could reach on those days."""
+
+    roc_auc: float = 0.80
+    average_precision_lift: float = 10.0
+    card_precision_share: float = 0.20
 
     def failures(self, metrics: ModelMetrics) -> list[str]:
+        fraud_rate = metrics.n_test_fraud / max(metrics.n_test, 1)
+        required = {
+            "roc_auc": self.roc_auc,
+            "average_precision": self.average_precision_lift * fraud_rate,
+            "card_precision_at_k": self.card_precision_share * metrics.best_card_precision_at_k,
+        }
         return [
             f"{name} {getattr(metrics, name):.4f} < floor {floor:.4f}"
-            for name, floor in asdict(self).items()
+            for name, floor in required.items()
             if not getattr(metrics, name) >= floor
         ]
 
