@@ -243,3 +243,20 @@ def latencies_ms(url: str, id_prefix: str) -> np.ndarray:
             return np.array([row[0] for row in cursor.fetchall()], dtype=np.float64) / 1_000
     finally:
         conn.close()
+
+
+def latencies_by_minute(url: str, id_prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """scored_at − event time (ms) of a paced run's rows, with the minute of their event time."""
+    conn = connect(url)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT TIMESTAMPDIFF(MICROSECOND, event_time, scored_at), "
+                "DATE_FORMAT(event_time, '%%Y-%%m-%%d %%H:%%i') FROM scored_transactions WHERE transaction_id LIKE %s",
+                (id_prefix + "%",),
+            )
+            rows = cursor.fetchall()
+    finally:
+        conn.close()
+    ms = np.array([row[0] for row in rows], dtype=np.float64) / 1_000
+    return ms, np.array([row[1] for row in rows], dtype=object)

@@ -18,3 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", type=Path, default=home / "bench.json", help="where to write the results")
     parser.add_argument("--skip-scaling", action="store_true", help="leave out the one-vs-two-processes run")
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=0.0,
+        help="instead of the benchmark, a soak: minutes of steady load (e.g. 10), memory and latency over time",
+    )
+    parser.add_argument("--soak-rate", type=int, default=5_000, help="payments/s offered during the soak")

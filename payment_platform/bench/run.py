@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from payment_platform.bench import load, measure
 from payment_platform.bench.options import add_arguments
 from payment_platform.bench.report import Progress, machine, say, table, versions
+from payment_platform.bench.soak import soak, soak_table
 from payment_platform.bench.worker import Worker, worker_main
 from payment_platform.kafka.clients import DEFAULT_PARTITIONS, ensure_topics, payment_producer
 from payment_platform.model import ModelRegistry
@@ -369,6 +370,8 @@ def run(args: argparse.Namespace) -> int:
         say("training the model")
         results["model_version"] = train_model(workdir / "models", sizes.model_cards)
         bench = Bench(bootstrap, db_url, workdir / "models", uuid.uuid4().hex[:8], sizes)
+        if args.soak_minutes > 0:
+            return run_soak(bench, args, results, started)
         say(f"building {sizes.payments:,} payments and {sizes.invalid} invalid messages")
         scored = load.build_load(sizes.payments, sizes.invalid)
         results["payments"] = sizes.payments
@@ -387,6 +390,23 @@ def run(args: argparse.Namespace) -> int:
     print(table(results))
     print(f"\nresults written to {args.json}")
     return 0
+
+
+def run_soak(bench: Bench, args: argparse.Namespace, results: dict[str, Any], started: float) -> int:
+    worker = bench.scorer("soak", idle_timeout_s=60.0)
+    try:
+        wait_assigned([worker])
+        topic = bench.topics("soak")[0]
+        results["soak"] = soak(worker, bench.bootstrap, topic, bench.db_url, args.soak_rate, args.soak_minutes)
+    finally:
+        worker.stop()
+    results["mode"] = "soak"
+    results["duration_s"] = time.monotonic() - started
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str))
+    print(soak_table(results["soak"]))
+    print(f"\nresults written to {args.json}")
+    return 0 if results["soak"]["lost"] == 0 and results["soak"]["scorer_alive"] else 1
 
 
 def targets(results: dict[str, Any]) -> dict[str, bool]:

@@ -1,0 +1,118 @@
+"""The soak: a steady offered load for minutes, watched for memory growth, latency drift and errors.
+
+Not part of CI (it takes as long as it is told to). Memory is the scorer process's RSS, sampled every
+10 s; latency is row written − event time, by minute of event time, from the stored rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from payment_platform.bench import load, measure
+from payment_platform.bench.report import Progress, say
+from payment_platform.bench.worker import Worker
+from payment_platform.kafka.clients import payment_producer
+
+SAMPLE_EVERY_S = 10.0
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def soak(worker: Worker, bootstrap: str, topic: str, db_url: str, rate: int, minutes: float) -> dict[str, Any]:
+    """Offer `rate` payments/s to a running scorer for `minutes`; memory, latency and errors over time."""
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+    started = time.monotonic()
+
+    def sample() -> None:
+        while not done.wait(SAMPLE_EVERY_S):
+            mib = rss_mib(worker.process.pid)
+            if mib is not None:
+                samples.append((time.monotonic() - started, mib))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    pool = load.world_payments(20_000, seed=41)
+    progress = Progress(f"soak at {rate:,}/s for {minutes:g} min", int(rate * minutes * 60), "payments")
+    sent = load.produce_paced(
+        payment_producer(bootstrap),
+        topic,
+        pool,
+        rate=rate,
+        duration_s=minutes * 60,
+        id_prefix="soak-",
+        on_progress=progress.update,
+    )
+    deadline = time.monotonic() + 120
+    while measure.count_scored(db_url, "soak-%") < sent and time.monotonic() < deadline and worker.running():
+        time.sleep(0.5)
+    done.set()
+    stored = measure.count_scored(db_url, "soak-%")
+    per_minute = _latency_by_minute(db_url)
+    memory = pd.DataFrame(samples, columns=["s", "rss_mib"])
+    first, last = _window_mean(memory, 0.1, 0.3), _window_mean(memory, 0.8, 1.0)
+    result = {
+        "offered_per_s": rate,
+        "minutes": minutes,
+        "sent": sent,
+        "stored": stored,
+        "lost": sent - stored,
+        "scorer_alive": worker.running(),
+        "rss_mib_samples": samples,
+        "rss_growth_mib": last - first,
+        "latency_by_minute": per_minute,
+        "p99_ms_worst_minute": max((m["p99_ms"] for m in per_minute), default=float("nan")),
+        "p99_ms_best_minute": min((m["p99_ms"] for m in per_minute), default=float("nan")),
+    }
+    say(
+        f"soak: {stored:,} of {sent:,} stored; RSS {first:,.0f} → {last:,.0f} MiB; p99 by minute "
+        f"{result['p99_ms_best_minute']:.0f}–{result['p99_ms_worst_minute']:.0f} ms"
+    )
+    return result
+
+
+def _latency_by_minute(db_url: str) -> list[dict[str, float]]:
+    ms, minute = measure.latencies_by_minute(db_url, "soak-")
+    frame = pd.DataFrame({"ms": ms, "minute": minute})
+    rows = []
+    for index, (_, group) in enumerate(frame.groupby("minute", sort=True)):
+        p50, p99 = np.percentile(group["ms"], [50, 99])
+        rows.append({"minute": index, "rows": len(group), "p50_ms": float(p50), "p99_ms": float(p99)})
+    return rows
+
+
+def _window_mean(memory: pd.DataFrame, start: float, end: float) -> float:
+    """Mean RSS over a share of the run (e.g. 0.8–1.0: its last fifth)."""
+    if memory.empty:
+        return float("nan")
+    span = memory["s"].max()
+    inside = memory[(memory["s"] >= start * span) & (memory["s"] <= end * span)]
+    return float((inside if not inside.empty else memory)["rss_mib"].mean())
+
+
+def soak_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"soak at {result['offered_per_s']:,} payments/s for {result['minutes']:g} min: "
+        f"{result['stored']:,} of {result['sent']:,} stored ({result['lost']:,} missing), "
+        f"scorer {'still running' if result['scorer_alive'] else 'EXITED'}",
+        f"RSS growth from the first to the last fifth of the run: {result['rss_growth_mib']:+,.0f} MiB",
+        "minute   rows   p50 ms   p99 ms",
+    ]
+    lines += [
+        f"{m['minute']:>6} {m['rows']:>6,} {m['p50_ms']:>8.0f} {m['p99_ms']:>8.0f}" for m in result["latency_by_minute"]
+    ]
+    return "\n".join(lines)
