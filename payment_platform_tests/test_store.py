@@ -316,3 +316,10 @@ def test_saving_a_report_twice_keeps_one_row(engine: sa.Engine) -> None:
     assert [(row["day"], row["payments"]) for row in rows] == [(DAY, 6), (DAY + dt.timedelta(days=1), 1)]
     assert rows[0]["labelled_fraud_rate"] is None
     assert rows[0]["review"] == 1
+
+
+def test_the_bulk_file_escapes_what_load_data_would_misread() -> None:
+    from payment_platform.store.bulk_load import tsv
+
+    row = ["a\tb", "c\nd", "back\\slash", "nul\0", 1.5, None, dt.datetime(2026, 1, 2, 3, 4, 5, 6), 7]
+    assert tsv([row]) == b"a\\tb\tc\\nd\tback\\\\slash\tnul\\0\t1.5\t\\N\t2026-01-02 03:04:05.000006\t7\n"

@@ -195,6 +195,7 @@ def worker_main(argv: Sequence[str]) -> int:
     probe.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger("payment_platform.stream").setLevel(logging.INFO)  # why a scorer stopped, in the bench's log
     {"score": run_score, "state": run_state_probe}[args.mode](args)
     return 0
 

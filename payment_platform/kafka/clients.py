@@ -83,7 +83,7 @@ def scorer_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": 300_000,
         "fetch.wait.max.ms": 50,
-        "queued.max.messages.kbytes": 65_536,
+        "queued.max.messages.kbytes": 16_384,  # prefetch per partition: enough to keep batches full
         "partition.assignment.strategy": "cooperative-sticky",
         "error_cb": _silent_errors,
     }
