@@ -89,6 +89,21 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_embedded_broker(process)
 
 
+def scorer_cli_env(home: Path, bootstrap: str, db_url: str, group: str, topics: dict[str, str]) -> dict[str, str]:
+    """The environment of a `payment-platform` process run by a test (CONTRACTS §3), nothing inherited
+    but PATH."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PAYMENT_HOME": str(home),
+        "PAYMENT_KAFKA_BOOTSTRAP": bootstrap,
+        "PAYMENT_DB_URL": db_url,
+        "PAYMENT_CONSUMER_GROUP": group,
+        "PAYMENT_TOPIC": topics["payment_topic"],
+        "PAYMENT_LABELS_TOPIC": topics["labels_topic"],
+        "PAYMENT_DLQ_TOPIC": topics["dlq_topic"],
+    }
+
+
 @pytest.fixture()
 def topic_names() -> dict[str, str]:
     """Unique topic names so tests sharing the broker never see each other's messages."""

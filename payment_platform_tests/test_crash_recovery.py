@@ -8,7 +8,6 @@ stream (equal to the online ones by the parity tests) scored by the same model.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from payment_platform.store.database import connect_store
 from payment_platform.stream.model_source import bind
 from payment_platform.stream.scorer import score_and_decide
 from payment_platform.world import World
+from payment_platform_tests.conftest import scorer_cli_env
 from payment_platform_tests.test_scoring_integration import invalid_values, read_topic
 
 pytestmark = pytest.mark.integration
@@ -78,16 +78,8 @@ def test_five_kills_lose_nothing_and_score_as_if_uninterrupted(
 ) -> None:
     valid = produce_stream(kafka_bootstrap, topic_names)
     shutil.copytree(model_dir, tmp_path / "models")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PAYMENT_HOME": str(tmp_path),
-        "PAYMENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "PAYMENT_DB_URL": mysql_database,
-        "PAYMENT_CONSUMER_GROUP": f"crash-{topic_names['payment_topic']}",
-        "PAYMENT_TOPIC": topic_names["payment_topic"],
-        "PAYMENT_LABELS_TOPIC": topic_names["labels_topic"],
-        "PAYMENT_DLQ_TOPIC": topic_names["dlq_topic"],
-    }
+    group = f"crash-{topic_names['payment_topic']}"
+    env = scorer_cli_env(tmp_path, kafka_bootstrap, mysql_database, group, topic_names)
     engine = connect_store(mysql_database)  # creates the tables, as the scorer would
     rng = np.random.default_rng(5)
     progress = []

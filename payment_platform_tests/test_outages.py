@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -30,6 +29,7 @@ from payment_platform.sources.feed import PaymentFeed
 from payment_platform.store.database import connect_store
 from payment_platform.stream.runner import ScorerSetup, run_scorer
 from payment_platform.world import World
+from payment_platform_tests.conftest import scorer_cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -189,16 +189,7 @@ def test_sigterm_writes_the_batch_in_hand_commits_and_exits_within_10_s(
     produced = produce_days(kafka_bootstrap, topic_names, dt.date(2026, 8, 1), dt.date(2026, 8, 20), seed=23)
     shutil.copytree(model_dir, tmp_path / "models")
     group = f"sigterm-{topic_names['payment_topic']}"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PAYMENT_HOME": str(tmp_path),
-        "PAYMENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "PAYMENT_DB_URL": mysql_database,
-        "PAYMENT_CONSUMER_GROUP": group,
-        "PAYMENT_TOPIC": topic_names["payment_topic"],
-        "PAYMENT_LABELS_TOPIC": topic_names["labels_topic"],
-        "PAYMENT_DLQ_TOPIC": topic_names["dlq_topic"],
-    }
+    env = scorer_cli_env(tmp_path, kafka_bootstrap, mysql_database, group, topic_names)
     command = [sys.executable, "-m", "payment_platform.cli", "score", "--batch-size", "1000"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     connect_store(mysql_database).dispose()  # the tables, to watch the rows

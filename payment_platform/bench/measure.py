@@ -232,17 +232,7 @@ def naive_consumer(
 
 def latencies_ms(url: str, id_prefix: str) -> np.ndarray:
     """scored_at − event time of the rows of one paced run, in milliseconds."""
-    conn = connect(url)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT TIMESTAMPDIFF(MICROSECOND, event_time, scored_at) FROM scored_transactions "
-                "WHERE transaction_id LIKE %s",
-                (id_prefix + "%",),
-            )
-            return np.array([row[0] for row in cursor.fetchall()], dtype=np.float64) / 1_000
-    finally:
-        conn.close()
+    return latencies_by_minute(url, id_prefix)[0]
 
 
 def latencies_by_minute(url: str, id_prefix: str) -> tuple[np.ndarray, np.ndarray]:

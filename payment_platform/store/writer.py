@@ -182,9 +182,5 @@ class ScoreWriter:
             self._spool.unlink(missing_ok=True)
             self._spool = None
 
-    def close(self) -> None:
-        """Remove the spool file; the engine stays the caller's."""
-        self._close_spool()
-
     def __del__(self) -> None:
         self._close_spool()
