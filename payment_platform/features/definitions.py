@@ -83,24 +83,32 @@ def event_time_ms(event_time: pd.Series) -> np.ndarray:
     return ticks * round(1 / per_ms)
 
 
+def amount_cents(amount: np.ndarray) -> np.ndarray:
+    """Amounts as int64 whole cents, as stored (DECIMAL(12,2)). Card amount sums are sums of cents, so
+    both drivers add integers exactly, whatever the order, and a state restored from the store sums
+    the same values as the live one."""
+    return np.rint(np.asarray(amount, dtype=np.float64) * 100).astype(np.int64)
+
+
 def assemble_features(
     t_ms: np.ndarray,
     amount: np.ndarray,
     card_count: np.ndarray,
-    card_amount: np.ndarray,
+    card_cents: np.ndarray,
     terminal_count: np.ndarray,
     terminal_fraud: np.ndarray,
 ) -> np.ndarray:
     """The feature matrix (rows × FEATURE_NAMES, float64) from the window aggregates of each payment.
 
-    card_count: (n, len(CARD_WINDOWS_MS)); card_amount: amount sums, (n, len(CARD_MEAN_WINDOWS));
+    card_count: (n, len(CARD_WINDOWS_MS)); card_cents: amount sums in cents (`amount_cents`),
+    (n, len(CARD_MEAN_WINDOWS));
     terminal_count / terminal_fraud: payments and fraud-labelled payments, (n, len(TERMINAL_WINDOWS_MS)).
     """
     day = np.floor_divide(t_ms, DAY_MS)
     weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     hour = np.floor_divide(np.mod(t_ms, DAY_MS), HOUR_MS)
     mean_columns = [list(CARD_WINDOWS_MS).index(name) for name in CARD_MEAN_WINDOWS]
-    card_mean = _safe_divide(card_amount, card_count[:, mean_columns])
+    card_mean = _safe_divide(np.asarray(card_cents, dtype=np.float64) / 100, card_count[:, mean_columns])
     ratio_mean = card_mean[:, CARD_MEAN_WINDOWS.index(CARD_RATIO_WINDOW)]
     matrix = np.column_stack(
         [

@@ -1,6 +1,6 @@
 """Offline driver: the features of a whole payment frame at once, vectorised (training, backfills).
 
-Windows are counted with sorted keys and `searchsorted`, sums with per-card cumulative sums. A card
+Windows are counted with sorted keys and `searchsorted`, sums with per-card cumulative sums of cents. A card
 window counts only payments at or before the current one in stream order (the frame's row order), as
 the online state does: sorting by (card, time, position) makes every payment's window a contiguous
 prefix range, and the few pairs where a later-arriving payment has an earlier time (out-of-order
@@ -18,6 +18,7 @@ from payment_platform.features.definitions import (
     CARD_WINDOWS_MS,
     FEATURE_NAMES,
     TERMINAL_WINDOWS_MS,
+    amount_cents,
     assemble_features,
     card_window_start,
     event_time_ms,
@@ -42,9 +43,9 @@ def compute_features(payments: pd.DataFrame) -> pd.DataFrame:
     ranks = _TimeRanks(t_ms)
     card = pd.factorize(payments["customer_id"])[0]
     terminal = pd.factorize(payments["terminal_id"])[0]
-    card_count, card_amount = _card_aggregates(ranks, card, t_ms, amount)
+    card_count, card_cents = _card_aggregates(ranks, card, t_ms, amount_cents(amount))
     terminal_count, terminal_fraud = _terminal_aggregates(ranks, terminal, t_ms, is_fraud)
-    matrix = assemble_features(t_ms, amount, card_count, card_amount, terminal_count, terminal_fraud)
+    matrix = assemble_features(t_ms, amount, card_count, card_cents, terminal_count, terminal_fraud)
     return pd.DataFrame(matrix, index=payments.index, columns=list(FEATURE_NAMES))
 
 
@@ -83,18 +84,17 @@ class _TimeRanks:
 
 
 def _card_aggregates(
-    ranks: _TimeRanks, card: np.ndarray, t_ms: np.ndarray, amount: np.ndarray
+    ranks: _TimeRanks, card: np.ndarray, t_ms: np.ndarray, cents: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per payment: count (per CARD_WINDOWS_MS) and amount sum (per CARD_MEAN_WINDOWS) of its card's
+    """Per payment: count (per CARD_WINDOWS_MS) and sum of cents (per CARD_MEAN_WINDOWS) of its card's
     payments in (t − w, t] that came at or before it in stream order."""
     n = len(t_ms)
     position = np.arange(n)
     order = np.lexsort((position, t_ms, card))  # by card, then time, then stream position
     sorted_card = card[order]
     keys = ranks.key(sorted_card, ranks.rank[order])
-    # Per-card running sums keep the magnitudes (and the rounding) at the scale of one card's history.
-    running = pd.Series(amount[order]).groupby(sorted_card).cumsum().to_numpy()
-    before = running - amount[order]
+    running = pd.Series(cents[order]).groupby(sorted_card).cumsum().to_numpy()  # exact: integers
+    before = running - cents[order]
     end = np.arange(1, n + 1)  # the sorted prefix up to and including the payment itself
 
     count = np.empty((n, len(CARD_WINDOWS_MS)))
@@ -106,7 +106,7 @@ def _card_aggregates(
         if name in CARD_MEAN_WINDOWS:
             # start ≤ own sorted index: the window always holds the payment itself.
             total[order, CARD_MEAN_WINDOWS.index(name)] = running - before[start]
-    _subtract_later_arrivals(ranks, card, t_ms, amount, order, keys, count, total)
+    _subtract_later_arrivals(ranks, card, t_ms, cents, order, keys, count, total)
     return count, total
 
 
@@ -114,7 +114,7 @@ def _subtract_later_arrivals(
     ranks: _TimeRanks,
     card: np.ndarray,
     t_ms: np.ndarray,
-    amount: np.ndarray,
+    cents: np.ndarray,
     order: np.ndarray,
     keys: np.ndarray,
     count: np.ndarray,
@@ -156,9 +156,7 @@ def _subtract_later_arrivals(
             inside = card_window_start(t_ms[i], window_ms) < t_ms[j]
             count[:, column] -= np.bincount(i[inside], minlength=n)
             if name in CARD_MEAN_WINDOWS:
-                total[:, CARD_MEAN_WINDOWS.index(name)] -= np.bincount(
-                    i[inside], weights=amount[j[inside]], minlength=n
-                )
+                total[:, CARD_MEAN_WINDOWS.index(name)] -= np.bincount(i[inside], weights=cents[j[inside]], minlength=n)
 
 
 def _terminal_aggregates(

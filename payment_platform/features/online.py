@@ -1,13 +1,16 @@
 """Online driver: incremental per-card and per-terminal state for the live scorer, batch after batch.
 
-Each card keeps its recent payments as two compact `array.array` buffers (times, amounts) sorted by
-time; each terminal keeps its payment times and the times of its fraud-labelled payments. A payment's
-windows are then a few `bisect`s. Payments enter the state in stream order, so a card window sees exactly
-the payments that arrived before (and including) the current one, as the offline driver defines it.
+Each card keeps its recent payments in one `array('q')`: their times, sorted, then the running totals
+of their amounts in cents, so a window's count and sum are two `bisect`s and one subtraction, however
+many payments the card has. Each terminal keeps its payment times, and, only once it has any, the
+times of its fraud-labelled payments. Payments enter the state in stream order, so a card window sees
+exactly the payments that arrived before (and including) the current one, as the offline driver
+defines it.
 
 Labels arrive on their own (`add_label`), before or after their payment, possibly repeated or changed:
 the state remembers each recent payment's terminal, time and current label, so the latest label counts
-exactly once. Memory is bounded by evicting what no window can reach any more.
+exactly once. Memory is bounded by evicting what no window can reach any more; a card or terminal
+costs one dict entry and one array, a payment one dict entry (the bench measures bytes per card).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from payment_platform.features.definitions import (
     HOUR_MS,
     TERMINAL_REACH_MS,
     TERMINAL_WINDOWS_MS,
+    amount_cents,
     assemble_features,
     card_window_start,
     event_time_ms,
@@ -46,9 +50,6 @@ _CARD_SUMMED = tuple(name in CARD_MEAN_WINDOWS for name in CARD_WINDOWS_MS)
 _TERMINAL_WINDOWS = tuple(TERMINAL_WINDOWS_MS.values())
 _N_CARD, _N_MEAN, _N_TERMINAL = len(_CARD_WINDOWS), len(CARD_MEAN_WINDOWS), len(_TERMINAL_WINDOWS)
 
-CardHistory = tuple[array, array]  # (times ms, amounts), sorted by time
-TerminalHistory = tuple[array, array]  # (times ms of all payments, times ms of fraud-labelled ones)
-
 
 class FeatureState:
     """Per-card and per-terminal state of the stream; `featurise` gives the same vectors as the offline
@@ -56,11 +57,13 @@ class FeatureState:
 
     def __init__(self, allowed_lateness_ms: int = ALLOWED_LATENESS_MS) -> None:
         self.allowed_lateness_ms = allowed_lateness_ms
-        self._cards: dict[str, CardHistory] = {}
-        self._terminals: dict[str, TerminalHistory] = {}
-        # transaction_id → (terminal_id, time ms, is_fraud) of the payments still in terminal windows.
+        self._cards: dict[str, array] = {}  # see _add_card_payment for the layout
+        self._terminals: dict[str, array] = {}  # sorted times of the terminal's payments
+        self._terminal_frauds: dict[str, array] = {}  # sorted times of its fraud-labelled ones, if any
+        # transaction_id → (terminal_id, time ms, is_fraud) of the payments still in terminal windows, in
+        # arrival order (a dict keeps insertion order: eviction reads it from the front).
         self._payments: dict[str, tuple[str, int, bool]] = {}
-        self._payment_arrivals: deque[str] = deque()
+        self._evicted_payments = 0  # since the dict was last compacted
         # Labels whose payment is not seen yet: transaction_id → (is_fraud, watermark when it arrived).
         self._pending: dict[str, tuple[bool, int]] = {}
         self._pending_arrivals: deque[str] = deque()
@@ -93,11 +96,12 @@ class FeatureState:
 
         terminals: list[str] = batch["terminal_id"].tolist()
         fresh = self._register(batch["transaction_id"].tolist(), terminals, times)
+        card_horizon = self._horizon(CARD_REACH_MS)
         aggregates = array("d")
-        for card, terminal, t, value, is_new in zip(
-            batch["customer_id"].tolist(), terminals, times, amount.tolist(), fresh, strict=True
+        for card, terminal, t, cents, is_new in zip(
+            batch["customer_id"].tolist(), terminals, times, amount_cents(amount).tolist(), fresh, strict=True
         ):
-            aggregates.extend(self._card_windows(card, t, value, is_new))
+            aggregates.extend(self._card_windows(card, t, cents, is_new, card_horizon))
             aggregates.extend(self._terminal_windows(terminal, t))
         newest = max(times)
         if self._watermark is None or newest > self._watermark:
@@ -126,16 +130,18 @@ class FeatureState:
         if was_fraud == is_fraud:
             return
         self._payments[transaction_id] = (terminal, t, is_fraud)
-        history = self._terminals.get(terminal)
-        if history is None or t <= self._horizon(TERMINAL_REACH_MS):
+        if terminal not in self._terminals or t <= self._horizon(TERMINAL_REACH_MS):
             return  # out of reach of every window
-        frauds = history[1]
         if is_fraud:
-            insort(frauds, t)
-        else:
+            self._add_fraud(terminal, t)
+            return
+        frauds = self._terminal_frauds.get(terminal)
+        if frauds is not None:
             at = bisect_left(frauds, t)
             if at < len(frauds) and frauds[at] == t:
                 del frauds[at]
+            if not frauds:
+                del self._terminal_frauds[terminal]
 
     def add_labels(self, transaction_ids: Sequence[str], is_fraud: Sequence[bool]) -> None:
         """add_label for each pair, in order (the last label of a transaction wins)."""
@@ -169,20 +175,27 @@ class FeatureState:
         card_horizon = now_ms - self.allowed_lateness_ms - CARD_REACH_MS
         terminal_horizon = now_ms - self.allowed_lateness_ms - TERMINAL_REACH_MS
         # Rebuilt rather than deleted from, so the dicts shrink too.
-        self._cards = {card: history for card, history in self._cards.items() if _drop_until(card_horizon, *history)}
+        self._cards = {
+            card: history for card, history in self._cards.items() if _drop_card_until(card_horizon, history)
+        }
         self._terminals = {
-            terminal: history
-            for terminal, history in self._terminals.items()
-            if _drop_until(terminal_horizon, *history, values_sorted=True)
+            terminal: times for terminal, times in self._terminals.items() if _drop_until(terminal_horizon, times)
+        }
+        self._terminal_frauds = {
+            terminal: times for terminal, times in self._terminal_frauds.items() if _drop_until(terminal_horizon, times)
         }
         # Payments arrive roughly in time order: stop at the first one still reachable.
-        arrivals = self._payment_arrivals
-        dropped = 0
-        while arrivals and self._payments[arrivals[0]][1] <= terminal_horizon:
-            del self._payments[arrivals.popleft()]
-            dropped += 1
-        if dropped > len(self._payments):  # after a large drop, let the dict shrink
+        stale = []
+        for transaction_id, (_, t, _) in self._payments.items():
+            if t > terminal_horizon:
+                break
+            stale.append(transaction_id)
+        for transaction_id in stale:
+            del self._payments[transaction_id]
+        self._evicted_payments += len(stale)
+        if self._evicted_payments > len(self._payments):  # let the dict shrink, and drop its deleted slots
             self._payments = dict(self._payments)
+            self._evicted_payments = 0
         pending = self._pending_arrivals
         while pending:
             label = self._pending.get(pending[0])
@@ -195,11 +208,10 @@ class FeatureState:
         """Approximate memory held by the state (containers, keys and buffers), in bytes; walks the
         whole state, so meant for metrics, not for every batch."""
         size = sys.getsizeof(self) + sys.getsizeof(self.__dict__)
-        for histories in (self._cards, self._terminals):
+        for histories in (self._cards, self._terminals, self._terminal_frauds):
             size += sys.getsizeof(histories)
-            for key, (first, second) in histories.items():
-                size += sys.getsizeof(key) + _TUPLE_OF_TWO + sys.getsizeof(first) + sys.getsizeof(second)
-        size += sys.getsizeof(self._payments) + sys.getsizeof(self._payment_arrivals)
+            size += sum(sys.getsizeof(key) + sys.getsizeof(history) for key, history in histories.items())
+        size += sys.getsizeof(self._payments)
         for key, (_, t, _) in self._payments.items():
             size += sys.getsizeof(key) + _TUPLE_OF_THREE + sys.getsizeof(t)
         size += sys.getsizeof(self._pending) + sys.getsizeof(self._pending_arrivals)
@@ -212,53 +224,66 @@ class FeatureState:
         The whole batch enters before any of it is featurised: terminal windows end a label delay
         before t, so they count every payment seen, whatever its position (as offline does)."""
         horizon = self._horizon(TERMINAL_REACH_MS)
+        payments, pending, histories = self._payments, self._pending, self._terminals
         fresh = []
         for transaction_id, terminal, t in zip(transaction_ids, terminals, times, strict=True):
-            if transaction_id in self._payments:
+            if transaction_id in payments:
                 fresh.append(False)
                 continue
             fresh.append(True)
-            label = self._pending.pop(transaction_id, None)
+            label = pending.pop(transaction_id, None) if pending else None
             is_fraud = label is not None and label[0]
-            self._payments[transaction_id] = (terminal, t, is_fraud)
-            self._payment_arrivals.append(transaction_id)
-            history = self._terminals.get(terminal)
+            payments[transaction_id] = (terminal, t, is_fraud)
+            history = histories.get(terminal)
             if history is None:
-                history = self._terminals[terminal] = (array("q"), array("q"))
+                history = histories[terminal] = array("q")
             else:
-                _drop_until(horizon, *history, values_sorted=True)
-            _insert_sorted(history[0], t)
+                _drop_until(horizon, history)
+            if not history or t >= history[-1]:
+                history.append(t)
+            else:
+                insort(history, t)
             if is_fraud:
-                insort(history[1], t)
+                self._add_fraud(terminal, t)
         return fresh
 
-    def _card_windows(self, card: str, t: int, amount: float, is_new: bool) -> tuple[float, ...]:
-        """Counts (CARD_WINDOWS_MS) then amount sums (CARD_MEAN_WINDOWS) of the card's payments in
+    def _add_fraud(self, terminal: str, t: int) -> None:
+        frauds = self._terminal_frauds.get(terminal)
+        if frauds is None:
+            self._terminal_frauds[terminal] = array("q", (t,))
+        else:
+            insort(frauds, t)
+
+    def _card_windows(self, card: str, t: int, cents: int, is_new: bool, horizon: int) -> tuple[int, ...]:
+        """Counts (CARD_WINDOWS_MS) then sums of cents (CARD_MEAN_WINDOWS) of the card's payments in
         (t − w, t], after adding this one; the state holds only payments that arrived before it."""
         history = self._cards.get(card)
         if history is None:
-            history = self._cards[card] = (array("q"), array("d"))
-        times, amounts = history
-        _drop_until(self._horizon(CARD_REACH_MS), times, amounts)
-        end = _insert_sorted(times, t, amounts, amount) if is_new else bisect_right(times, t)
+            history = self._cards[card] = array("q", (0,))
+        else:
+            _drop_card_until(horizon, history)
+        end = _add_card_payment(history, t, cents) if is_new else bisect_right(history, t, 0, len(history) // 2)
+        totals = len(history) // 2  # where the running totals start
+        total_end = history[totals + end]
         counts = []
         sums = []
         for window_ms, summed in zip(_CARD_WINDOWS, _CARD_SUMMED, strict=True):
-            start = bisect_right(times, card_window_start(t, window_ms), 0, end)
+            start = bisect_right(history, card_window_start(t, window_ms), 0, end)
             counts.append(end - start)
             if summed:
-                sums.append(sum(amounts[start:end]))
+                sums.append(total_end - history[totals + start])
         return (*counts, *sums)
 
     def _terminal_windows(self, terminal: str, t: int) -> tuple[int, ...]:
         """Counts then fraud-labelled counts of the terminal's payments in each delayed window."""
-        times, frauds = self._terminals[terminal]
+        times = self._terminals[terminal]
+        frauds = self._terminal_frauds.get(terminal)
         counts = []
         fraud_counts = []
         for window_ms in _TERMINAL_WINDOWS:
             start, end = terminal_window(t, window_ms)
             counts.append(bisect_right(times, end) - bisect_right(times, start))
-            fraud_counts.append(bisect_right(frauds, end) - bisect_right(frauds, start))
+            fraud_counts.append(0 if frauds is None else bisect_right(frauds, end) - bisect_right(frauds, start))
         return (*counts, *fraud_counts)
 
     def _horizon(self, reach_ms: int) -> int:
@@ -273,26 +298,35 @@ _TUPLE_OF_TWO = sys.getsizeof((1, 2))
 _TUPLE_OF_THREE = sys.getsizeof((1, 2, 3))
 
 
-def _insert_sorted(times: array, t: int, values: array | None = None, value: float = 0.0) -> int:
-    """Insert t (and its value) after any equal times; returns the index just past it. Appends in the
-    usual in-order case."""
-    if not times or t >= times[-1]:
-        times.append(t)
-        if values is not None:
-            values.append(value)
-        return len(times)
-    at = bisect_right(times, t)
-    times.insert(at, t)
-    if values is not None:
-        values.insert(at, value)
+def _add_card_payment(history: array, t: int, cents: int) -> int:
+    """Insert a payment into a card's history; returns the index just past it (after any equal times).
+
+    A history of n payments is one array of 2n + 1 integers: the times, sorted, then n + 1 running
+    totals of cents, where totals[k] is the sum before payment k (including payments already evicted),
+    so payments [i, j) sum to totals[j] − totals[i]. One array per card keeps a card at one object."""
+    n = len(history) // 2
+    at = n if n == 0 or t >= history[n - 1] else bisect_right(history, t, 0, n)
+    history.insert(at, t)
+    before = n + 1 + at  # the total before the new payment, after the times grew by one
+    history.insert(before + 1, history[before] + cents)
+    for later in range(before + 2, len(history)):  # only when it arrived out of time order
+        history[later] += cents
     return at + 1
 
 
-def _drop_until(horizon: int, times: array, values: array, values_sorted: bool = False) -> bool:
-    """Drop the events with time ≤ horizon from the front of sorted buffers: `values` are the events'
-    values, or (values_sorted) sorted times of their own. Returns whether any event is left."""
+def _drop_card_until(horizon: int, history: array) -> bool:
+    """Drop a card's payments with time ≤ horizon (and their totals); returns whether any is left."""
+    n = len(history) // 2
+    if n and history[0] <= horizon:
+        cut = bisect_right(history, horizon, 0, n)
+        del history[n : n + cut]
+        del history[:cut]
+        n -= cut
+    return n > 0
+
+
+def _drop_until(horizon: int, times: array) -> bool:
+    """Drop the times ≤ horizon from the front of a sorted array; returns whether any is left."""
     if times and times[0] <= horizon:
-        cut = bisect_right(times, horizon)
-        del times[:cut]
-        del values[: bisect_right(values, horizon) if values_sorted else cut]
+        del times[: bisect_right(times, horizon)]
     return len(times) > 0
