@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from payment_platform.store.database import StoreUnavailable, connect_store
 from payment_platform.store.reports import build_daily_report, save_daily_report
 from payment_platform.store.tables import daily_scoring_reports, scored_transactions, transaction_labels
-from payment_platform.store.writer import SCORED_COLUMNS, LabelRow, ScoreWriter, us_to_datetimes
+from payment_platform.store.writer import SCORED_COLUMNS, LabelRow, ScoredBatch, ScoreWriter, us_to_datetimes
 
 DAY = dt.date(2026, 3, 1)
 NOON = dt.datetime(2026, 3, 1, 12, 0)
@@ -90,6 +90,33 @@ def test_a_row_round_trips_exactly(engine: sa.Engine) -> None:
     stored = all_scored(engine)["tx-1"]
     assert {k: stored[k] for k in SCORED_COLUMNS} == row
     assert isinstance(stored["id"], int)
+
+
+def test_a_scored_batch_round_trips_exactly(engine: sa.Engine) -> None:
+    """The scorer's columnar batch (built column-wise into the bulk file on MariaDB) stores what its rows say."""
+    ids = ["plain", "tab\there", "new\nline", "back\\slash", "nul\0cr\r", "ünïcødé-€"]
+    n = len(ids)
+    batch = ScoredBatch(
+        transaction_id=ids,
+        customer_id=[f"card\t{i}" for i in range(n)],
+        terminal_id=["term-1"] * n,
+        amount=np.array([0.01, 12.5, 999_999.99, 1.1, 2.68, 100.0]),
+        currency=["EUR"] * n,
+        event_us=np.array([1_772_366_400_123_456 + i for i in range(n)], dtype=np.int64),
+        score=np.array([0.123456789012345, 1e-17, 0.5, 1.0, 0.0, 1 / 3]),
+        status=["APPROVED", "REVIEW", "DECLINED", "APPROVED", "REVIEW", "DECLINED"],
+        reasons=["", "HIGH_SCORE", "HIGH_SCORE,VELOCITY_1H", "", "", ""],
+        model_version="v\t1",
+        kafka_partition=np.arange(n, dtype=np.int64),
+        kafka_offset=np.arange(n, dtype=np.int64) + 2**40,
+        scored_at=NOON + dt.timedelta(microseconds=7),
+    )
+    assert ScoreWriter(engine).write(batch) == n
+    stored = all_scored(engine)
+    for row in batch.rows():
+        expected = dict(zip(SCORED_COLUMNS, row, strict=True))
+        expected["amount"] = Decimal(f"{expected['amount']:.2f}")
+        assert {k: stored[expected["transaction_id"]][k] for k in SCORED_COLUMNS} == expected
 
 
 def test_the_same_transaction_twice_keeps_one_row_and_the_first_stands(engine: sa.Engine) -> None:

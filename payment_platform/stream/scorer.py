@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from payment_platform.features import FEATURE_NAMES, FeatureState
-from payment_platform.features.definitions import DAY_MS
+from payment_platform.features.definitions import DAY_MS, amount_cents
 from payment_platform.features.online import ALLOWED_LATENESS_MS
 from payment_platform.store.database import StoreUnavailable
 from payment_platform.store.feature_history import read_feature_history
-from payment_platform.store.writer import SCORED_COLUMNS, LabelRow, ScoredRow, ScoreWriter, us_to_datetimes
+from payment_platform.store.writer import LabelRow, ScoredBatch, ScoreWriter, us_to_datetimes
 from payment_platform.stream.alignment import EventTimeAlignment
 from payment_platform.stream.decisions import DecisionPolicy, Decisions, decide, evaluate_rules
 from payment_platform.stream.faults import crash_point
@@ -35,7 +35,6 @@ from payment_platform.stream.validation import InvalidMessage, Label, Payment, p
 logger = logging.getLogger(__name__)
 
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
-_SCORED_AT = SCORED_COLUMNS.index("scored_at")
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0  # backoff of a batch's write while the database is unreachable
 
 
@@ -227,8 +226,8 @@ class PaymentScorer:
             return batch.deferred > 0
         if batch.payments:
             crash_point("consumed")
-        scored = self._score(batch.payments, batch.payment_offsets) if batch.payments else []
-        if scored:
+        scored = self._score(batch.payments, batch.payment_offsets)
+        if batch.payments:
             crash_point("scored")
         labelled_at = us_to_datetimes(np.fromiter((lb.labelled_us for lb in batch.labels), dtype=np.int64))
         label_rows = [
@@ -247,18 +246,16 @@ class PaymentScorer:
 
     def _store(
         self,
-        scored: list[ScoredRow],
+        scored: ScoredBatch,
         labels: list[LabelRow],
         invalid: list[tuple[Message, str]],
         offsets: list[TopicPartition],
     ) -> None:
         """Write, dead-letter, then commit one batch (on the write-behind thread, batches in order)."""
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        for row in scored:
-            row[_SCORED_AT] = now
+        scored = replace(scored, scored_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
         inserted = self._write(scored, labels)
         self._send_to_dlq(invalid)
-        if scored:
+        if len(scored):
             crash_point("written")
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -268,7 +265,7 @@ class PaymentScorer:
         self.stats.scored += inserted
         self.stats.duplicates += len(scored) - inserted
 
-    def _write(self, scored: list[ScoredRow], labels: list[LabelRow]) -> int:
+    def _write(self, scored: ScoredBatch, labels: list[LabelRow]) -> int:
         """The batch's write, retried with backoff while the database is unreachable: nothing is committed
         to Kafka meanwhile, and the loop waits (backpressure) instead of piling up batches."""
         delay = RETRY_FIRST_S
@@ -362,17 +359,24 @@ class PaymentScorer:
             batch.payment_offsets.append((partition, offset))
         return batch
 
-    def _score(self, payments: list[Payment], offsets: list[tuple[int, int]]) -> list[ScoredRow]:
+    def _score(self, payments: list[Payment], offsets: list[tuple[int, int]]) -> ScoredBatch:
+        if not payments:
+            return ScoredBatch.empty()
         model = self.models.current()
-        event_us = np.fromiter((p.event_us for p in payments), dtype=np.int64, count=len(payments))
-        amount = np.fromiter((p.amount for p in payments), dtype=np.float64, count=len(payments))
+        n = len(payments)
+        event_us = np.fromiter((p.event_us for p in payments), dtype=np.int64, count=n)
+        amount = np.fromiter((p.amount for p in payments), dtype=np.float64, count=n)
+        transaction_ids = [p.transaction_id for p in payments]
+        cards = [p.customer_id for p in payments]
+        terminals = [p.terminal_id for p in payments]
+        currencies = [p.currency for p in payments]
         frame = pd.DataFrame(
             {
-                "transaction_id": [p.transaction_id for p in payments],
-                "customer_id": [p.customer_id for p in payments],
-                "terminal_id": [p.terminal_id for p in payments],
+                "transaction_id": transaction_ids,
+                "customer_id": cards,
+                "terminal_id": terminals,
                 "amount": amount,
-                "currency": [p.currency for p in payments],
+                "currency": currencies,
                 "event_time": pd.to_datetime(event_us, unit="us", utc=True),
             }
         )
@@ -380,37 +384,21 @@ class PaymentScorer:
         score, decisions = score_and_decide(model, features, amount)
         for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
             self.stats.by_status[status] = self.stats.by_status.get(status, 0) + int(count)
-        event_times = us_to_datetimes(event_us)
-        scored_at = None  # stamped by _store when the write begins
-        version = model.version
-        # Values in SCORED_COLUMNS order: the writer's bulk path takes them as they are.
-        return [
-            [
-                p.transaction_id,
-                p.customer_id,
-                p.terminal_id,
-                round(p.amount, 2),
-                p.currency,
-                event_times[i],
-                score_i,
-                status_i,
-                reasons_i,
-                version,
-                scored_at,
-                partition,
-                offset,
-            ]
-            for i, (p, score_i, status_i, reasons_i, (partition, offset)) in enumerate(
-                zip(
-                    payments,
-                    score.tolist(),
-                    decisions.status.tolist(),
-                    decisions.reasons.tolist(),
-                    offsets,
-                    strict=True,
-                )
-            )
-        ]
+        where = np.array(offsets, dtype=np.int64).reshape(n, 2)
+        return ScoredBatch(
+            transaction_id=transaction_ids,
+            customer_id=cards,
+            terminal_id=terminals,
+            amount=amount_cents(amount) / 100,  # what the feature state summed, so a restore sums the same
+            currency=currencies,
+            event_us=event_us,
+            score=score,
+            status=decisions.status.tolist(),
+            reasons=decisions.reasons.tolist(),
+            model_version=model.version,
+            kafka_partition=where[:, 0],
+            kafka_offset=where[:, 1],
+        )
 
     def _send_to_dlq(self, invalid: list[tuple[Message, str]]) -> None:
         """Forward invalid messages unchanged, with the reason; flushed before offsets commit."""

@@ -147,7 +147,7 @@ def parse_payment(value: bytes | None, record_us: int, now_us: int) -> Payment:
         raise InvalidMessage("amount must be finite")
     if not 0 < amount <= MAX_AMOUNT:
         raise InvalidMessage(f"amount must be > 0 and <= {MAX_AMOUNT:,.0f}, got {amount!r}")
-    if round(amount, 2) == 0:  # stored as DECIMAL(12,2): it would become 0.00
+    if round(amount * 100) == 0:  # stored in whole cents (features.definitions.amount_cents): it would be 0.00
         raise InvalidMessage(f"amount must be at least one cent, got {amount!r}")
 
     terminal_id = DEFAULT_TERMINAL if document.get("terminal_id") is None else _identifier(document, "terminal_id")
