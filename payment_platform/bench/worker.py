@@ -32,6 +32,12 @@ def emit(event: str, **fields: Any) -> None:
 
 
 def peak_rss_mib() -> float:
+    """Peak RSS of this process since it started. Not `getrusage`'s ru_maxrss: Linux carries that over
+    exec, so a worker would report the benchmark parent's size at the moment it was forked."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

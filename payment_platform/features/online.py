@@ -81,10 +81,26 @@ class FeatureState:
     def featurise(self, batch: pd.DataFrame) -> np.ndarray:
         """Feature matrix (len(batch) × FEATURE_NAMES, float64) of a batch of payments, in row order,
         adding them to the state. A transaction_id already in the state is featurised but not re-added."""
-        if len(batch) == 0:
+        return self.featurise_columns(
+            batch["transaction_id"].tolist(),
+            batch["customer_id"].tolist(),
+            batch["terminal_id"].tolist(),
+            event_time_ms(batch["event_time"]),
+            batch["amount"].to_numpy(dtype=np.float64),
+        )
+
+    def featurise_columns(
+        self,
+        transaction_ids: list[str],
+        cards: list[str],
+        terminals: list[str],
+        t_ms: np.ndarray,
+        amount: np.ndarray,
+    ) -> np.ndarray:
+        """`featurise` of a batch given as columns (event times as int64 epoch ms): the scorer's path,
+        which has its columns already and need not build a DataFrame."""
+        if len(transaction_ids) == 0:
             return np.empty((0, len(FEATURE_NAMES)))
-        t_ms = event_time_ms(batch["event_time"])
-        amount = batch["amount"].to_numpy(dtype=np.float64)
         times: list[int] = t_ms.tolist()
         # Evictions during the batch use the watermark from before it, so that every payment of the
         # batch no later than the allowed lateness still sees its full history.
@@ -94,19 +110,18 @@ class FeatureState:
         elif self._last_sweep is None or self._watermark - self._last_sweep >= SWEEP_EVERY_MS:
             self.evict(self._watermark)
 
-        terminals: list[str] = batch["terminal_id"].tolist()
-        fresh = self._register(batch["transaction_id"].tolist(), terminals, times)
+        fresh = self._register(transaction_ids, terminals, times)
         card_horizon = self._horizon(CARD_REACH_MS)
         aggregates = array("d")
         for card, terminal, t, cents, is_new in zip(
-            batch["customer_id"].tolist(), terminals, times, amount_cents(amount).tolist(), fresh, strict=True
+            cards, terminals, times, amount_cents(amount).tolist(), fresh, strict=True
         ):
             aggregates.extend(self._card_windows(card, t, cents, is_new, card_horizon))
             aggregates.extend(self._terminal_windows(terminal, t))
         newest = max(times)
         if self._watermark is None or newest > self._watermark:
             self._watermark = newest
-        raw = np.frombuffer(aggregates, dtype=np.float64).reshape(len(batch), -1)
+        raw = np.frombuffer(aggregates, dtype=np.float64).reshape(len(times), -1)
         card_end = _N_CARD + _N_MEAN
         return assemble_features(
             t_ms,

@@ -79,17 +79,25 @@ def evaluate_rules(
 def decide(rules: list[Rule], n: int) -> Decisions:
     """The strictest status any rule forces, and the codes of the rules that fired.
 
-    Reasons are ordered by the status they force, then by the rules' order of importance.
+    Reasons are ordered by the status they force, then by the rules' order of importance. Each row's
+    fired rules form a bit mask, and the text is built once per distinct mask: a batch has a handful.
     """
+    ordered = sorted(rules, key=lambda r: -_SEVERITY[r.status])
+    assert len(ordered) < 63, "one bit per rule in an int64 mask"
     severity = np.zeros(n, dtype=np.int8)
-    reasons: list[list[str]] = [[] for _ in range(n)]
-    for rule in sorted(rules, key=lambda r: -_SEVERITY[r.status]):
-        rows = np.flatnonzero(rule.fired)
-        if rows.size == 0:
-            continue
-        np.maximum.at(severity, rows, _SEVERITY[rule.status])
-        for row in rows.tolist():
-            if rule.code not in reasons[row]:
-                reasons[row].append(rule.code)
-    joined = np.array([",".join(codes) for codes in reasons], dtype=object)
-    return Decisions(status=_STATUS_BY_SEVERITY[severity], reasons=joined)
+    mask = np.zeros(n, dtype=np.int64)
+    for bit, rule in enumerate(ordered):
+        fired = np.asarray(rule.fired, dtype=bool)
+        np.maximum(severity, np.where(fired, _SEVERITY[rule.status], 0).astype(np.int8), out=severity)
+        mask |= fired.astype(np.int64) << bit
+    masks, row_mask = np.unique(mask, return_inverse=True)
+    texts = np.array([_reason_text(ordered, int(m)) for m in masks.tolist()], dtype=object)
+    return Decisions(status=_STATUS_BY_SEVERITY[severity], reasons=texts[row_mask.reshape(-1)])
+
+
+def _reason_text(ordered: list[Rule], mask: int) -> str:
+    codes: list[str] = []
+    for bit, rule in enumerate(ordered):
+        if mask >> bit & 1 and rule.code not in codes:
+            codes.append(rule.code)
+    return ",".join(codes)

@@ -16,7 +16,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -370,17 +369,7 @@ class PaymentScorer:
         cards = [p.customer_id for p in payments]
         terminals = [p.terminal_id for p in payments]
         currencies = [p.currency for p in payments]
-        frame = pd.DataFrame(
-            {
-                "transaction_id": transaction_ids,
-                "customer_id": cards,
-                "terminal_id": terminals,
-                "amount": amount,
-                "currency": currencies,
-                "event_time": pd.to_datetime(event_us, unit="us", utc=True),
-            }
-        )
-        features = self.features.featurise(frame)
+        features = self.features.featurise_columns(transaction_ids, cards, terminals, event_us // 1_000, amount)
         score, decisions = score_and_decide(model, features, amount)
         for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
             self.stats.by_status[status] = self.stats.by_status.get(status, 0) + int(count)
