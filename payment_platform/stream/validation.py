@@ -1,8 +1,12 @@
 """Validation of payment and label messages against the contract (CONTRACTS §1).
 
 Each function returns either the parsed value or a one-line reason that says which rule was broken;
-the reason travels to the DLQ in the `error` header. Parsing is per message (orjson is ~1 µs per
-payment) and feeds column lists, so the rest of the pipeline works on whole batches.
+the reason travels to the DLQ in the `error` header. Parsing is per message and feeds column lists, so
+the rest of the pipeline works on whole batches.
+
+A payment of the usual shape is decoded and type-checked in C by msgspec (~1 µs, a third of the general
+path); anything that fast path does not accept outright goes through the general path, which alone
+words the reasons, so a message gets the same verdict and the same reason whichever path saw it first.
 
 A value larger than MAX_MESSAGE_BYTES is refused before it is parsed: a payment is ~200 bytes, and
 a multi-megabyte value (which Kafka clients refuse to produce above `message.max.bytes`, ~1 MB by
@@ -16,7 +20,9 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from typing import Annotated, NamedTuple
 
+import msgspec
 import orjson
 
 MAX_ID_LENGTH = 64
@@ -27,14 +33,16 @@ DEFAULT_CURRENCY = "EUR"
 EARLIEST_EVENT_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z
 MAX_FUTURE_US = 24 * 3600 * 1_000_000  # 24 h ahead of the scorer's clock
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class InvalidMessage(ValueError):
     """A message that breaks the contract; its text is the DLQ reason."""
 
 
-@dataclass(frozen=True, slots=True)
-class Payment:
+class Payment(NamedTuple):
+    """A valid payment (a named tuple: three times cheaper to make than a frozen dataclass, per message)."""
+
     transaction_id: str
     customer_id: str
     terminal_id: str
@@ -120,10 +128,19 @@ def _epoch_us(value: object, field: str, now_us: int) -> int:
             raise InvalidMessage(f"{field} is not ISO-8601: {value[:40]!r}") from None
         if parsed.tzinfo is None:
             raise InvalidMessage(f"{field} needs a UTC offset or Z: {value[:40]!r}")
-        delta = parsed - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        event_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return _datetime_us(parsed, field, now_us)
     else:
         raise InvalidMessage(f"{field} must be an ISO-8601 string or epoch seconds, got {type(value).__name__}")
+    return _in_range(event_us, field, now_us)
+
+
+def _datetime_us(value: dt.datetime, field: str, now_us: int) -> int:
+    """An aware datetime as epoch microseconds, in range."""
+    delta = value - _EPOCH
+    return _in_range((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds, field, now_us)
+
+
+def _in_range(event_us: int, field: str, now_us: int) -> int:
     if event_us < EARLIEST_EVENT_US:
         raise InvalidMessage(f"{field} is before 2000-01-01")
     if event_us > now_us + MAX_FUTURE_US:
@@ -131,8 +148,65 @@ def _epoch_us(value: object, field: str, now_us: int) -> int:
     return event_us
 
 
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class _UsualPayment(msgspec.Struct):
+    """A payment of the usual shape, as msgspec decodes and type-checks it."""
+
+    transaction_id: _Id | int
+    customer_id: _Id
+    amount: Annotated[float, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
+    terminal_id: _Id | None = None
+    currency: str | None = None
+    timestamp: dt.datetime | float | None = None
+
+
+_USUAL_PAYMENT = msgspec.json.Decoder(_UsualPayment)
+
+
 def parse_payment(value: bytes | None, record_us: int, now_us: int) -> Payment:
     """The payment in a `payments` message; `record_us` is the Kafka record timestamp."""
+    if value is not None and len(value) <= MAX_MESSAGE_BYTES:
+        try:
+            usual = _USUAL_PAYMENT.decode(value)
+        except (msgspec.MsgspecError, ValueError, RecursionError):  # the general path says what is wrong
+            pass
+        else:
+            payment = _accept_usual(usual, record_us, now_us)
+            if payment is not None:
+                return payment
+    return _parse_any_payment(value, record_us, now_us)
+
+
+def _accept_usual(usual: _UsualPayment, record_us: int, now_us: int) -> Payment | None:
+    """The payment if it passes every rule of `_parse_any_payment`; None leaves the verdict to it."""
+    transaction_id = usual.transaction_id
+    if isinstance(transaction_id, int):
+        transaction_id = str(transaction_id)
+        if len(transaction_id) > MAX_ID_LENGTH:
+            return None
+    currency = DEFAULT_CURRENCY if usual.currency is None else usual.currency
+    timestamp = usual.timestamp
+    if (
+        round(usual.amount * 100) == 0
+        or not _CURRENCY.fullmatch(currency)
+        or (isinstance(timestamp, dt.datetime) and timestamp.tzinfo is None)
+    ):
+        return None
+    try:
+        if isinstance(timestamp, dt.datetime):
+            event_us = _datetime_us(timestamp, "timestamp", now_us)
+        else:
+            event_us = _epoch_us(record_us / 1e6 if timestamp is None else timestamp, "timestamp", now_us)
+    except InvalidMessage:
+        return None
+    terminal_id = DEFAULT_TERMINAL if usual.terminal_id is None else usual.terminal_id
+    return Payment(transaction_id, usual.customer_id, terminal_id, usual.amount, currency, event_us)
+
+
+def _parse_any_payment(value: bytes | None, record_us: int, now_us: int) -> Payment:
+    """The general path: any message, with a reason for each rule it breaks."""
     document = _decode_object(value, "payment")
     transaction_id = _identifier(document, "transaction_id", integer_from=value)
     customer_id = _identifier(document, "customer_id")
