@@ -100,9 +100,11 @@ def produce_paced(
     duration_s: float,
     id_prefix: str,
     on_progress: Callable[[int], None],
+    event_time_s: Callable[[int], float] | None = None,
 ) -> int:
-    """Offer `rate` payments/s for `duration_s`, each stamped with the wall clock (epoch seconds) as it is sent.
+    """Offer `rate` payments/s for `duration_s`: payment n is due n / rate seconds after the start.
 
+    Each is stamped with `event_time_s(n)` (epoch seconds), by default the wall clock as it is sent.
     Cards, terminals and amounts cycle through `pool`; transaction ids are `{id_prefix}{n}`, so the run's
     rows can be told apart afterwards. Returns the number sent.
     """
@@ -122,7 +124,7 @@ def produce_paced(
                     "terminal_id": terminals[row],
                     "amount": amounts[row],
                     "currency": "EUR",
-                    "timestamp": time.time(),
+                    "timestamp": time.time() if event_time_s is None else event_time_s(sent),
                 }
             )
             producer.produce(topic, key=cards[row].encode(), value=value)

@@ -232,21 +232,35 @@ def naive_consumer(
 
 def latencies_ms(url: str, id_prefix: str) -> np.ndarray:
     """scored_at − event time of the rows of one paced run, in milliseconds."""
-    return latencies_by_minute(url, id_prefix)[0]
-
-
-def latencies_by_minute(url: str, id_prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    """scored_at − event time (ms) of a paced run's rows, with the minute of their event time."""
     conn = connect(url)
     try:
         with conn.cursor() as cursor:
             cursor.execute(
-                "SELECT TIMESTAMPDIFF(MICROSECOND, event_time, scored_at), "
-                "DATE_FORMAT(event_time, '%%Y-%%m-%%d %%H:%%i') FROM scored_transactions WHERE transaction_id LIKE %s",
+                "SELECT TIMESTAMPDIFF(MICROSECOND, event_time, scored_at) FROM scored_transactions "
+                "WHERE transaction_id LIKE %s",
                 (id_prefix + "%",),
             )
             rows = cursor.fetchall()
     finally:
         conn.close()
-    ms = np.array([row[0] for row in rows], dtype=np.float64) / 1_000
-    return ms, np.array([row[1] for row in rows], dtype=object)
+    return np.array([row[0] for row in rows], dtype=np.float64) / 1_000
+
+
+def delays_after_due(url: str, id_prefix: str, started_s: float, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """scored_at − due time (ms) of the rows of a paced run whose payment n was due at started_s + n / rate,
+    with the minute of the run each was due in: the wait a payment had, whatever its event time."""
+    conn = connect(url)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT transaction_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', scored_at) "
+                "FROM scored_transactions WHERE transaction_id LIKE %s",
+                (id_prefix + "%",),
+            )
+            rows = cursor.fetchall()
+    finally:
+        conn.close()
+    n = np.array([int(row[0][len(id_prefix) :]) for row in rows], dtype=np.float64)
+    scored_s = np.array([row[1] for row in rows], dtype=np.float64) / 1e6
+    due_s = n / rate
+    return (scored_s - started_s - due_s) * 1_000, (due_s // 60).astype(np.int64)

@@ -1,7 +1,10 @@
 """The soak: a steady offered load for minutes, watched for memory growth, latency drift and errors.
 
-Not part of CI (it takes as long as it is told to). Memory is the scorer process's RSS, sampled every
-10 s; latency is row written − event time, by minute of event time, from the stored rows.
+Not part of CI (it takes as long as it is told to). The payments replay SOAK_HISTORY_DAYS of a card
+population's event time in the run, ending now: in minutes the feature windows fill and then evict as
+much as they take in, so a flat RSS means no leak rather than windows not yet full (with event time =
+the wall clock, a 10-minute run only ever fills them). Latency is row written − the moment the payment
+was due to be sent, by minute of the run; memory is the scorer process's RSS, sampled every 10 s.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from payment_platform.bench.worker import Worker
 from payment_platform.kafka.clients import payment_producer
 
 SAMPLE_EVERY_S = 10.0
+SOAK_HISTORY_DAYS = 120  # event time the run replays: over three times the longest window reach (38 days)
+POOL_PAYMENTS = 60_000  # cards, terminals and amounts cycle through a pool of about 10,000 cards
 
 
 def rss_mib(pid: int) -> float | None:
@@ -46,8 +51,12 @@ def soak(worker: Worker, bootstrap: str, topic: str, db_url: str, rate: int, min
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    pool = load.world_payments(20_000, seed=41)
-    progress = Progress(f"soak at {rate:,}/s for {minutes:g} min", int(rate * minutes * 60), "payments")
+    pool = load.world_payments(POOL_PAYMENTS, seed=41)
+    total = int(rate * minutes * 60)
+    span_s = SOAK_HISTORY_DAYS * 86_400
+    first_event_s = time.time() - span_s
+    progress = Progress(f"soak at {rate:,}/s for {minutes:g} min", total, "payments")
+    started_s = time.time()
     sent = load.produce_paced(
         payment_producer(bootstrap),
         topic,
@@ -56,13 +65,14 @@ def soak(worker: Worker, bootstrap: str, topic: str, db_url: str, rate: int, min
         duration_s=minutes * 60,
         id_prefix="soak-",
         on_progress=progress.update,
+        event_time_s=lambda n: first_event_s + n * span_s / total,
     )
     deadline = time.monotonic() + 120
     while measure.count_scored(db_url, "soak-%") < sent and time.monotonic() < deadline and worker.running():
         time.sleep(0.5)
     done.set()
     stored = measure.count_scored(db_url, "soak-%")
-    per_minute = _latency_by_minute(db_url)
+    per_minute = _latency_by_minute(*measure.delays_after_due(db_url, "soak-", started_s, rate))
     memory = pd.DataFrame(samples, columns=["s", "rss_mib"])
     first, last = _window_mean(memory, 0.1, 0.3), _window_mean(memory, 0.8, 1.0)
     result = {
@@ -85,8 +95,7 @@ def soak(worker: Worker, bootstrap: str, topic: str, db_url: str, rate: int, min
     return result
 
 
-def _latency_by_minute(db_url: str) -> list[dict[str, float]]:
-    ms, minute = measure.latencies_by_minute(db_url, "soak-")
+def _latency_by_minute(ms: np.ndarray, minute: np.ndarray) -> list[dict[str, float]]:
     frame = pd.DataFrame({"ms": ms, "minute": minute})
     rows = []
     for index, (_, group) in enumerate(frame.groupby("minute", sort=True)):
