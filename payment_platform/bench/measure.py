@@ -106,20 +106,26 @@ def _tsv_field(value: Any) -> str:
 
 
 def insert_load_data(url: str, rows: Sequence[tuple[Any, ...]], progress: Callable[[int], None]) -> float:
-    """Rows/s of LOAD DATA LOCAL INFILE from a file written per 5,000 rows, one commit each (file writing counted)."""
+    """Rows/s of LOAD DATA LOCAL INFILE, 5,000 rows per file and commit. The files' text is made before
+    the clock starts (as the consume ceiling parses nothing): this is the database's rate, not Python's."""
     conn = connect(url, local_infile=True)
-    fd, path = tempfile.mkstemp(suffix=".tsv")
+    chunks = [
+        "".join("\t".join(map(_tsv_field, row)) + "\n" for row in rows[first : first + INSERT_BATCH]).encode()
+        for first in range(0, len(rows), INSERT_BATCH)
+    ]
+    directory = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    fd, path = tempfile.mkstemp(suffix=".tsv", dir=directory)
     os.close(fd)
     statement = f"LOAD DATA LOCAL INFILE %s IGNORE INTO TABLE scored_transactions ({_COLUMNS})"
     try:
         started = time.monotonic()
         with conn.cursor() as cursor:
-            for first in range(0, len(rows), INSERT_BATCH):
-                with open(path, "w", encoding="utf-8") as out:
-                    out.writelines("\t".join(map(_tsv_field, row)) + "\n" for row in rows[first : first + INSERT_BATCH])
+            for index, chunk in enumerate(chunks):
+                with open(path, "wb") as out:
+                    out.write(chunk)
                 cursor.execute(statement, (path,))
                 conn.commit()
-                progress(first + INSERT_BATCH)
+                progress((index + 1) * INSERT_BATCH)
         return len(rows) / (time.monotonic() - started)
     finally:
         conn.close()

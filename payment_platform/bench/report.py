@@ -90,6 +90,16 @@ def table(results: dict[str, Any]) -> str:
     rows.append((f"platform scorer end to end ({e['consumed']:,} msgs)", _fmt(e["payments_per_s"]), "payments/s"))
     rows.append(("  ratio to the lower ceiling", f"{e['ratio_to_lower_ceiling']:.0%}", ""))
     rows.append(("  speed-up over naive", f"{e['payments_per_s'] / n['msgs_per_s']:,.0f}x", ""))
+    cpu = e.get("cpu_us_per_payment") or {}
+    if cpu:
+        rows.append(
+            (
+                "  CPU per payment: scorer / database / broker (all cores)",
+                f"{cpu['scorer']:.1f} / {cpu['database']:.1f} / {cpu['broker']:.1f}",
+                f"us (total {cpu['total']:.1f})",
+            )
+        )
+        rows.append(("  the most these CPU costs allow on this machine's cores", _fmt(e["cpu_bound_per_s"]), "per s"))
     for run in results["latency"]:
         rows.append(
             (

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -245,7 +246,12 @@ def end_to_end(bench: Bench, scored: load.Load, ceilings: dict[str, Any]) -> dic
     result = wait_for([worker], "platform scorer", scored.total, timeout_s=1_800)[0]
     stored = measure.count_scored(bench.db_url)
     say(f"platform scorer: {result['payments_per_s']:,.0f} payments/s, {stored:,} rows stored")
+    cpu = result.get("cpu_us_per_payment") or {}
+    cores = os.cpu_count() or 1
     return {
+        "cpu_us_per_payment": cpu,
+        # Every process shares the cores: their summed CPU per payment caps the rate, whatever the pipeline.
+        "cpu_bound_per_s": cores * 1e6 / cpu["total"] if cpu.get("total") else None,
         **{k: result[k] for k in ("consumed", "scored", "invalid", "duplicates", "batches", "span_s")},
         "stored_rows": stored,
         "payments_per_s": result["payments_per_s"],

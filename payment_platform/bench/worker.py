@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from payment_platform.bench.cpu import cpu_per_payment_us, cpu_snapshot, service_pids
 from payment_platform.features import FeatureState
 
 
@@ -58,6 +59,9 @@ class TimedConsumer:
         self.done: float | None = None
         self._holding = False
         self._last_progress = 0.0
+        self._services = service_pids()
+        self.cpu_first: dict[str, float] = {}
+        self.cpu_done: dict[str, float] = {}
 
     def subscribe(self, topics: list[str], on_assign: Any = None, on_revoke: Any = None, **_: Any) -> None:
         def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -78,10 +82,13 @@ class TimedConsumer:
         called = time.time()
         if self._holding:
             self.done = called
+            self.cpu_done = cpu_snapshot(self._services)
         messages = self.inner.consume(num_messages, timeout)
         self._holding = bool(messages)
         if messages:
-            self.first = self.first or time.time()
+            if self.first is None:
+                self.first = time.time()
+                self.cpu_first = cpu_snapshot(self._services)
             self.consumed += len(messages)
         if called - self._last_progress >= 1.0:
             self._last_progress = called
@@ -91,6 +98,7 @@ class TimedConsumer:
     def close(self) -> None:
         if self._holding:
             self.done = time.time()
+            self.cpu_done = cpu_snapshot(self._services)
         self.inner.close()
 
     def __getattr__(self, name: str) -> Any:
@@ -127,6 +135,9 @@ def run_score(args: argparse.Namespace) -> None:
         last=timed.done,
         span_s=span,
         payments_per_s=stats.consumed / span if span > 0 else 0.0,
+        cpu_us_per_payment=cpu_per_payment_us(timed.cpu_first, timed.cpu_done, stats.consumed)
+        if timed.cpu_first and timed.cpu_done
+        else {},
         peak_rss_mib=peak_rss_mib(),
         state_bytes=scorer.features.approx_bytes(),
         active_cards=scorer.features.active_cards,
