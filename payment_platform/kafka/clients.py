@@ -85,6 +85,9 @@ def scorer_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer
         "fetch.wait.max.ms": 50,
         "queued.max.messages.kbytes": 16_384,  # prefetch per partition: enough to keep batches full
         "partition.assignment.strategy": "cooperative-sticky",
+        # A topic that appears after the consumer joined (re-created after a broker restart) is found within
+        # 30 s instead of librdkafka's default 5 minutes.
+        "topic.metadata.refresh.interval.ms": 30_000,
         "error_cb": _silent_errors,
     }
     config.update(overrides)

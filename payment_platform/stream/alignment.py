@@ -17,9 +17,12 @@ stay well under the features' allowed lateness.
 
 from __future__ import annotations
 
+import logging
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+logger = logging.getLogger(__name__)
 
 Key = tuple[str, int]
 _UNKNOWN = -(2**62)  # assigned, nothing consumed yet: could be anywhere in time
@@ -54,6 +57,14 @@ class EventTimeAlignment:
             self._heard[tp.topic, tp.partition] = now
 
     def revoked(self, partitions: list[TopicPartition]) -> None:
+        # The client keeps a partition's pause across losing and regaining it: whoever gets it next
+        # (this consumer, after a broker restart or a rebalance) must find it flowing.
+        paused = [tp for tp in partitions if (tp.topic, tp.partition) in self._paused]
+        if paused:
+            try:
+                self.consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in paused])
+            except KafkaException as exc:
+                logger.warning("could not resume held partitions on revoke (%s)", exc.args[0])
         for tp in partitions:
             key = (tp.topic, tp.partition)
             for table in (self._times, self._held, self._bounds, self._last, self._heard):

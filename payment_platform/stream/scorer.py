@@ -3,7 +3,8 @@
 Per batch: validate → featurise → score → decide → write (one transaction) → DLQ flush → commit
 offsets. Offsets are committed only after the rows are durable, and rows are idempotent on
 `transaction_id`, so a crash anywhere replays the batch without losing or duplicating a payment. The
-write, flush and commit of one batch run on a write-behind thread while the next batch is read and scored.
+write and flush of one batch run on a write-behind thread while the next batch is read and scored; its
+offsets are committed on the loop's own thread once that write is done.
 """
 
 from __future__ import annotations
@@ -108,29 +109,40 @@ def score_and_decide(model: ScoringModel, features: np.ndarray, amount: np.ndarr
 
 
 class WriteBehind:
-    """Runs each batch's store-and-commit on one background thread while the loop reads and scores the
-    next batch. At most one batch is in flight, so offsets are committed in order and only after their
-    rows are written; a failure surfaces in the loop at the next batch."""
+    """Runs each batch's write (rows, then dead letters) on one background thread while the loop reads and
+    scores the next batch, and commits the batch's offsets once the write is done.
 
-    def __init__(self) -> None:
+    At most one batch is in flight, so offsets are committed in order and only after their rows are
+    written. The commit runs on the caller's thread, the consumer's: the Kafka client serves one call at a
+    time, and a commit from another thread starves behind a loop of consume() calls (and deadlocks a
+    rebalance callback that waits for it). A failed write surfaces in the loop at the next batch."""
+
+    def __init__(self, commit: Callable[[list[TopicPartition]], None]) -> None:
+        self._commit = commit
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-writer")
-        self._pending: Future[None] | None = None
+        self._pending: tuple[Future[None], list[TopicPartition]] | None = None
 
-    def submit(self, store: Callable[[], None]) -> None:
+    def submit(self, store: Callable[[], None], offsets: list[TopicPartition]) -> None:
         self.wait()
-        self._pending = self._pool.submit(store)
+        self._pending = (self._pool.submit(store), offsets)
 
     def wait(self) -> None:
-        """Until the batch in flight is committed; re-raises its failure."""
+        """Until the batch in flight is written, then commit its offsets; re-raises a failed write."""
         pending, self._pending = self._pending, None
         if pending is not None:
-            pending.result()
+            written, offsets = pending
+            written.result()
+            self._commit(offsets)
 
     def close(self) -> None:
         try:
             self.wait()
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _partition_list(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "no partitions"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -161,7 +173,7 @@ class PaymentScorer:
         self.stats = ScorerStats()
         self._restored_partitions: set[int] = set()
         self.alignment = EventTimeAlignment(consumer, config.payment_topic, config.max_skew_ms)
-        self._in_flight = WriteBehind()
+        self._in_flight = WriteBehind(self._commit)
         self._should_stop: Callable[[], bool] = lambda: False
 
     def run(
@@ -177,11 +189,13 @@ class PaymentScorer:
         assigned: dict[str, float | None] = {"at": None}
 
         def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            logger.info("assigned %s", _partition_list(partitions))
             self._restore_features({tp.partition for tp in partitions if tp.topic == self.config.payment_topic})
             self.alignment.assigned(partitions)
             assigned["at"] = assigned["at"] or time.monotonic()
 
         def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            logger.info("revoked %s (a rebalance, or the group was lost)", _partition_list(partitions))
             self._in_flight.wait()  # commit what was read from them while they are still ours
             self.alignment.revoked(partitions)
 
@@ -198,6 +212,8 @@ class PaymentScorer:
                         break
                 messages = self.consumer.consume(budget, self.config.poll_timeout_s)
                 had_records = self._process(messages)
+                if not had_records:
+                    self._in_flight.wait()  # nothing new to overlap with: commit the last batch now
                 now = time.monotonic()  # after processing: a wait for the database is not idleness
                 if had_records or assigned["at"] is None:
                     last_message = now
@@ -235,7 +251,7 @@ class PaymentScorer:
         if batch.labels:  # before the next batch is featurised, as when written in line
             self.features.add_labels([lb.transaction_id for lb in batch.labels], [lb.is_fraud for lb in batch.labels])
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in batch.offsets.items()]
-        self._in_flight.submit(lambda: self._store(scored, label_rows, batch.invalid, offsets))
+        self._in_flight.submit(lambda: self._store(scored, label_rows, batch.invalid), offsets)
         self.alignment.finish_batch()
         self.stats.consumed += batch.payment_messages
         self.stats.invalid += len(batch.invalid)
@@ -243,26 +259,23 @@ class PaymentScorer:
         self.stats.batches += 1
         return True
 
-    def _store(
-        self,
-        scored: ScoredBatch,
-        labels: list[LabelRow],
-        invalid: list[tuple[Message, str]],
-        offsets: list[TopicPartition],
-    ) -> None:
-        """Write, dead-letter, then commit one batch (on the write-behind thread, batches in order)."""
+    def _store(self, scored: ScoredBatch, labels: list[LabelRow], invalid: list[tuple[Message, str]]) -> None:
+        """Write and dead-letter one batch (on the write-behind thread, batches in order)."""
         scored = replace(scored, scored_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
         inserted = self._write(scored, labels)
         self._send_to_dlq(invalid)
         if len(scored):
             crash_point("written")
+        self.stats.scored += inserted
+        self.stats.duplicates += len(scored) - inserted
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit a written batch's offsets (on the consumer's thread)."""
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             # The rows are written: a lost commit only means the batch is read again later, and absorbed.
             logger.warning("offset commit failed (%s): the batch will be read again and absorbed", exc.args[0])
-        self.stats.scored += inserted
-        self.stats.duplicates += len(scored) - inserted
 
     def _write(self, scored: ScoredBatch, labels: list[LabelRow]) -> int:
         """The batch's write, retried with backoff while the database is unreachable: nothing is committed
@@ -363,12 +376,9 @@ class PaymentScorer:
             return ScoredBatch.empty()
         model = self.models.current()
         n = len(payments)
-        event_us = np.fromiter((p.event_us for p in payments), dtype=np.int64, count=n)
-        amount = np.fromiter((p.amount for p in payments), dtype=np.float64, count=n)
-        transaction_ids = [p.transaction_id for p in payments]
-        cards = [p.customer_id for p in payments]
-        terminals = [p.terminal_id for p in payments]
-        currencies = [p.currency for p in payments]
+        transaction_ids, cards, terminals, amounts, currencies, event_times = map(list, zip(*payments, strict=True))
+        event_us = np.array(event_times, dtype=np.int64)
+        amount = np.array(amounts, dtype=np.float64)
         features = self.features.featurise_columns(transaction_ids, cards, terminals, event_us // 1_000, amount)
         score, decisions = score_and_decide(model, features, amount)
         for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
