@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,16 @@ def service_missing(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required service missing in CI: {reason}")
     pytest.skip(reason)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> bool:
+    """Whether the condition came true within the timeout (checked every `every_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every_s)
+    return True
 
 
 def free_port() -> int:

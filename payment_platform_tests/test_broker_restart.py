@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +26,7 @@ from payment_platform.kafka.embedded_broker import start_embedded_broker, stop_e
 from payment_platform.sources.feed import PaymentFeed
 from payment_platform.store.database import connect_store
 from payment_platform.world import World
-from payment_platform_tests.conftest import free_port, scorer_cli_env, service_missing
+from payment_platform_tests.conftest import free_port, scorer_cli_env, service_missing, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +51,6 @@ def stored(engine: sa.Engine, day: str) -> tuple[int, int]:
             {"day": f"{day}-%"},  # day may end in a % (a month)
         ).one()
     return int(rows), int(distinct)
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from payment_platform.sources.feed import PaymentFeed
 from payment_platform.store.database import connect_store
 from payment_platform.stream.runner import ScorerSetup, run_scorer
 from payment_platform.world import World
-from payment_platform_tests.conftest import scorer_cli_env
+from payment_platform_tests.conftest import scorer_cli_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -171,15 +170,6 @@ def count_rows(url: str) -> int:
             return int(conn.execute(sa.text("SELECT COUNT(*) FROM scored_transactions")).scalar() or 0)
     finally:
         engine.dispose()
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_sigterm_writes_the_batch_in_hand_commits_and_exits_within_10_s(

@@ -238,35 +238,35 @@ def naive_consumer(
 
 def latencies_ms(url: str, id_prefix: str) -> np.ndarray:
     """scored_at − event time of the rows of one paced run, in milliseconds."""
-    conn = connect(url)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT TIMESTAMPDIFF(MICROSECOND, event_time, scored_at) FROM scored_transactions "
-                "WHERE transaction_id LIKE %s",
-                (id_prefix + "%",),
-            )
-            rows = cursor.fetchall()
-    finally:
-        conn.close()
+    rows = _run_rows(url, _LATENCIES, id_prefix)
     return np.array([row[0] for row in rows], dtype=np.float64) / 1_000
 
 
 def delays_after_due(url: str, id_prefix: str, started_s: float, rate: float) -> tuple[np.ndarray, np.ndarray]:
     """scored_at − due time (ms) of the rows of a paced run whose payment n was due at started_s + n / rate,
     with the minute of the run each was due in: the wait a payment had, whatever its event time."""
-    conn = connect(url)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT transaction_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', scored_at) "
-                "FROM scored_transactions WHERE transaction_id LIKE %s",
-                (id_prefix + "%",),
-            )
-            rows = cursor.fetchall()
-    finally:
-        conn.close()
+    rows = _run_rows(url, _SCORED_AT_US, id_prefix)
     n = np.array([int(row[0][len(id_prefix) :]) for row in rows], dtype=np.float64)
     scored_s = np.array([row[1] for row in rows], dtype=np.float64) / 1e6
     due_s = n / rate
     return (scored_s - started_s - due_s) * 1_000, (due_s // 60).astype(np.int64)
+
+
+_LATENCIES = (
+    "SELECT TIMESTAMPDIFF(MICROSECOND, event_time, scored_at) FROM scored_transactions WHERE transaction_id LIKE %s"
+)
+_SCORED_AT_US = (
+    "SELECT transaction_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', scored_at) "
+    "FROM scored_transactions WHERE transaction_id LIKE %s"
+)
+
+
+def _run_rows(url: str, query: str, id_prefix: str) -> list[tuple[Any, ...]]:
+    """The rows a query (one of the constants above) selects from one run's rows, told apart by id prefix."""
+    conn = connect(url)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(query, (id_prefix + "%",))
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
