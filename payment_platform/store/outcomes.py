@@ -12,17 +12,23 @@ from payment_platform.store.tables import scored_transactions, transaction_label
 OUTCOME_COLUMNS = ["customer_id", "event_time", "score", "status", "model_version", "is_fraud"]
 
 
-def read_day_outcomes(engine: sa.Engine, day: dt.date) -> pd.DataFrame:
-    """The payments scored with event time on `day` (UTC): score, status, model and label (NaN: no label)."""
+def day_rows(engine: sa.Engine, day: dt.date, columns: list[str]) -> pd.DataFrame:
+    """Columns of the payments scored with event time on `day` (UTC), each with its label if any: names
+    of `scored_transactions` columns, or `is_fraud` (None where no label came back)."""
     start = dt.datetime.combine(day, dt.time())
     t, lb = scored_transactions.c, transaction_labels.c
     query = (
-        sa.select(t.customer_id, t.event_time, t.score, t.status, t.model_version, lb.is_fraud)
+        sa.select(*(lb.is_fraud if name == "is_fraud" else t[name] for name in columns))
         .select_from(scored_transactions.outerjoin(transaction_labels, lb.transaction_id == t.transaction_id))
         .where(t.event_time >= start, t.event_time < start + dt.timedelta(days=1))
     )
     with engine.connect() as conn:
-        rows = pd.DataFrame(conn.execute(query).all(), columns=OUTCOME_COLUMNS)
+        return pd.DataFrame(conn.execute(query).all(), columns=columns)
+
+
+def read_day_outcomes(engine: sa.Engine, day: dt.date) -> pd.DataFrame:
+    """The payments scored with event time on `day` (UTC): score, status, model and label (NaN: no label)."""
+    rows = day_rows(engine, day, OUTCOME_COLUMNS)
     rows["event_time"] = pd.to_datetime(rows["event_time"]).dt.tz_localize("UTC")
     rows["is_fraud"] = rows["is_fraud"].astype(float)
     return rows

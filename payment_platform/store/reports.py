@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from payment_platform.store.tables import daily_scoring_reports, scored_transactions, transaction_labels
+from payment_platform.store.outcomes import day_rows
+from payment_platform.store.tables import daily_scoring_reports
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,7 @@ class DailyReport:
 
 def build_daily_report(engine: sa.Engine, day: dt.date) -> DailyReport:
     """Summarise the payments whose event time falls on `day` (UTC)."""
-    start = dt.datetime.combine(day, dt.time())
-    end = start + dt.timedelta(days=1)
-    t, lb = scored_transactions.c, transaction_labels.c
-    query = (
-        sa.select(t.status, t.amount, t.event_time, t.scored_at, lb.is_fraud)
-        .select_from(scored_transactions.outerjoin(transaction_labels, lb.transaction_id == t.transaction_id))
-        .where(t.event_time >= start, t.event_time < end)
-    )
-    with engine.connect() as conn:
-        rows = pd.DataFrame(
-            conn.execute(query).all(), columns=["status", "amount", "event_time", "scored_at", "is_fraud"]
-        )
+    rows = day_rows(engine, day, ["status", "amount", "event_time", "scored_at", "is_fraud"])
     n = len(rows)
     if n == 0:
         return DailyReport(day, 0, 0, 0, 0, 0.0, None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
