@@ -9,7 +9,9 @@ earlier payments and labels.
 
 Like watermark alignment in stream processors, a payment whose event time is more than `max_skew_ms`
 ahead of every other active partition (payments or labels) is not processed yet: its partition is held at
-that offset, paused and rewound, and resumed once the others have caught up. A partition at its end, or
+that offset and paused, and resumed once the others have caught up. The scorer keeps the held partition's
+messages already fetched aside, in order, and processes them first when it is released: nothing is fetched
+twice, and the pause bounds what is kept aside by the client's prefetch. A partition at its end, or
 silent for `idle_after_s` (stuck, or simply without traffic), is idle and holds nobody back. Label
 partitions are never held: a label ahead of its payment waits in the feature state anyway. The skew must
 stay well under the features' allowed lateness.
@@ -40,10 +42,9 @@ class EventTimeAlignment:
         self._heard: dict[Key, float] = {}  # monotonic time of the partition's last message or assignment
         self._times: dict[Key, int] = {}  # newest event time seen per partition
         self._idle: set[Key] = set()
-        self._held: dict[Key, int] = {}  # partition → offset to resume from
+        self._held: dict[Key, int] = {}  # partition → offset of its first payment not processed
         self._paused: set[Key] = set()
         self._bounds: dict[Key, int] = {}  # bounds as of the batch's start, or the last hold: at most the current
-        self._last: dict[Key, int] = {}  # offset of the last payment processed
         self._now = time.monotonic()
 
     @property
@@ -67,7 +68,7 @@ class EventTimeAlignment:
                 logger.warning("could not resume held partitions on revoke (%s)", exc.args[0])
         for tp in partitions:
             key = (tp.topic, tp.partition)
-            for table in (self._times, self._held, self._bounds, self._last, self._heard):
+            for table in (self._times, self._held, self._bounds, self._heard):
                 table.pop(key, None)
             self._idle.discard(key)
             self._paused.discard(key)
@@ -77,16 +78,6 @@ class EventTimeAlignment:
         self._now = time.monotonic()
         self._bounds = {key: self._bound(key) for key in self._times if key[0] == self.held_topic}
 
-    def waiting(self, key: Key, offset: int) -> bool:
-        """Whether this message of a held partition was fetched before the rewind: it comes again later."""
-        held_at = self._held.get(key)
-        if held_at is None:
-            return False
-        if offset != held_at:
-            return True
-        del self._held[key]  # the rewind took effect: this is the held message, delivered again
-        return False
-
     def observe(self, key: Key, event_ms: int) -> None:
         """A message processed now (a label, or an invalid message), with its event time."""
         self._idle.discard(key)
@@ -95,36 +86,35 @@ class EventTimeAlignment:
             self._times[key] = event_ms
 
     def admit(self, key: Key, offset: int, event_ms: int) -> bool:
-        """Whether this payment is processed now; False: its partition is held here and it comes again."""
-        if offset <= self._last.get(key, -1):
-            return False  # delivered again after a rewind: already processed
+        """Whether this payment is processed now; False: its partition is held here, and the caller keeps
+        it and the partition's later messages aside until `finish_batch` releases the partition."""
         if event_ms > self._bounds.get(key, _NO_BOUND) and event_ms > (bound := self._bound(key)):
             self._bounds[key] = bound
             self.observe(key, event_ms)
             self._held[key] = offset
             return False
         self.observe(key, event_ms)
-        self._last[key] = offset
         return True
 
     def at_end(self, key: Key) -> None:
         if key not in self._held:
             self._idle.add(key)
 
-    def finish_batch(self) -> None:
-        """Pause and rewind the partitions held in this batch; resume those the others caught up with."""
+    def finish_batch(self) -> list[Key]:
+        """Pause the partitions held in this batch; resume those the others caught up with, and return
+        them: their messages kept aside come first in the next batch."""
         self._now = time.monotonic()
         to_pause = [key for key in self._held if key not in self._paused]
         if to_pause:
             self.consumer.pause([TopicPartition(*key) for key in to_pause])
-            # Messages already fetched would still be delivered: rewinding drops them from the client.
-            for key in to_pause:
-                self.consumer.seek(TopicPartition(*key, self._held[key]))
             self._paused.update(to_pause)
         to_resume = [key for key in self._paused if self._times[key] <= self._bound(key) - self.max_skew_ms // 2]
         if to_resume:
             self.consumer.resume([TopicPartition(*key) for key in to_resume])
             self._paused.difference_update(to_resume)
+            for key in to_resume:
+                self._held.pop(key, None)
+        return to_resume
 
     def _bound(self, key: Key) -> int:
         silent_since = self._now - self.idle_after_s

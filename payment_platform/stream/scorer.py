@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import chain
 
 import numpy as np
 import sqlalchemy as sa
@@ -173,6 +174,9 @@ class PaymentScorer:
         self.stats = ScorerStats()
         self._restored_partitions: set[int] = set()
         self.alignment = EventTimeAlignment(consumer, config.payment_topic, config.max_skew_ms)
+        # Messages of partitions the alignment holds, in offset order, and the partitions it released.
+        self._set_aside: dict[tuple[str, int], list[Message]] = {}
+        self._released: list[tuple[str, int]] = []
         self._in_flight = WriteBehind(self._commit)
         self._should_stop: Callable[[], bool] = lambda: False
 
@@ -198,6 +202,8 @@ class PaymentScorer:
             logger.info("revoked %s (a rebalance, or the group was lost)", _partition_list(partitions))
             self._in_flight.wait()  # commit what was read from them while they are still ours
             self.alignment.revoked(partitions)
+            for tp in partitions:  # what was set aside is read again by the partition's next owner
+                self._set_aside.pop((tp.topic, tp.partition), None)
 
         self.consumer.subscribe(
             [self.config.payment_topic, self.config.labels_topic], on_assign=on_assign, on_revoke=on_revoke
@@ -237,7 +243,7 @@ class PaymentScorer:
         """Handle one consumed batch end to end; False when it held no record."""
         batch = self._split(messages)
         if not batch.offsets:
-            self.alignment.finish_batch()
+            self._released = self.alignment.finish_batch()
             return batch.deferred > 0
         if batch.payments:
             crash_point("consumed")
@@ -252,7 +258,7 @@ class PaymentScorer:
             self.features.add_labels([lb.transaction_id for lb in batch.labels], [lb.is_fraud for lb in batch.labels])
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in batch.offsets.items()]
         self._in_flight.submit(lambda: self._store(scored, label_rows, batch.invalid), offsets)
-        self.alignment.finish_batch()
+        self._released = self.alignment.finish_batch()
         self.stats.consumed += batch.payment_messages
         self.stats.invalid += len(batch.invalid)
         self.stats.labels += len(batch.labels)
@@ -328,7 +334,10 @@ class PaymentScorer:
         alignment.start_batch()
         now_us = time.time_ns() // 1_000
         seen: set[str] = set()
-        for message in messages:
+        set_aside = self._set_aside
+        released = [message for key in self._released for message in set_aside.pop(key, ())]
+        self._released = []
+        for message in chain(released, messages):
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -340,7 +349,8 @@ class PaymentScorer:
                 raise RuntimeError(f"fatal Kafka consumer error: {error.str()}")
             topic, partition, offset = message.topic(), message.partition(), message.offset()
             key = (topic, partition)
-            if alignment.waiting(key, offset):
+            if key in set_aside:  # a held partition: its messages wait in order until it is released
+                set_aside[key].append(message)
                 batch.deferred += 1
                 continue
             record_us = message.timestamp()[1] * 1_000
@@ -359,6 +369,7 @@ class PaymentScorer:
                 batch.payment_messages += topic == self.config.payment_topic
                 continue
             if not alignment.admit(key, offset, payment.event_us // 1_000):
+                set_aside[key] = [message]
                 batch.deferred += 1
                 continue
             batch.offsets[key] = offset
