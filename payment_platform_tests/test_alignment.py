@@ -37,30 +37,30 @@ def aligned() -> tuple[EventTimeAlignment, RecordingConsumer]:
 def test_a_partition_a_day_ahead_is_held_paused_and_released_once_the_other_catches_up() -> None:
     alignment, consumer = aligned()
     alignment.start_batch()
-    assert alignment.admit(P1, 0, T0)
-    assert alignment.admit(P0, 0, T0 + 12 * HOUR_MS)  # within the skew
-    assert not alignment.admit(P0, 1, T0 + 2 * DAY_MS)  # more than a day ahead of P1: held here
+    assert alignment.admit(P1, T0)
+    assert alignment.admit(P0, T0 + 12 * HOUR_MS)  # within the skew
+    assert not alignment.admit(P0, T0 + 2 * DAY_MS)  # more than a day ahead of P1: held here
     assert alignment.finish_batch() == []
     assert consumer.calls == [("pause", [P0])]  # paused, not rewound: nothing is fetched twice
 
     alignment.start_batch()
-    assert alignment.admit(P1, 1, T0 + 20 * HOUR_MS)
+    assert alignment.admit(P1, T0 + 20 * HOUR_MS)
     assert alignment.finish_batch() == []  # P0 still more than half the skew ahead
 
     alignment.start_batch()
-    assert alignment.admit(P1, 2, T0 + 36 * HOUR_MS)
+    assert alignment.admit(P1, T0 + 36 * HOUR_MS)
     assert alignment.finish_batch() == [P0]  # released: its messages set aside come first next
     assert consumer.calls[-1] == ("resume", [P0])
     alignment.start_batch()
-    assert alignment.admit(P0, 1, T0 + 2 * DAY_MS)
+    assert alignment.admit(P0, T0 + 2 * DAY_MS)
 
 
 def test_a_partition_at_its_end_holds_nobody_back() -> None:
     alignment, _ = aligned()
     alignment.start_batch()
-    assert alignment.admit(P1, 0, T0)
+    assert alignment.admit(P1, T0)
     alignment.at_end(P1)
-    assert alignment.admit(P0, 0, T0 + 30 * DAY_MS)
+    assert alignment.admit(P0, T0 + 30 * DAY_MS)
 
 
 def test_a_held_partition_is_resumed_when_revoked() -> None:
@@ -68,13 +68,13 @@ def test_a_held_partition_is_resumed_when_revoked() -> None:
     group was lost in a broker restart) must find it flowing."""
     alignment, consumer = aligned()
     alignment.start_batch()
-    assert alignment.admit(P1, 0, T0)
-    assert not alignment.admit(P0, 0, T0 + 3 * DAY_MS)
+    assert alignment.admit(P1, T0)
+    assert not alignment.admit(P0, T0 + 3 * DAY_MS)
     alignment.finish_batch()
     alignment.revoked([TopicPartition(*P0)])
     assert consumer.calls[-1] == ("resume", [P0])
     alignment.assigned([TopicPartition(*P0)])
     alignment.start_batch()
     alignment.observe(P0, T0)
-    assert alignment.admit(P0, 0, T0 + HOUR_MS)  # no stale hold on the partition regained
+    assert alignment.admit(P0, T0 + HOUR_MS)  # no stale hold on the partition regained
     assert alignment.finish_batch() == []

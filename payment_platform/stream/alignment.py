@@ -42,14 +42,10 @@ class EventTimeAlignment:
         self._heard: dict[Key, float] = {}  # monotonic time of the partition's last message or assignment
         self._times: dict[Key, int] = {}  # newest event time seen per partition
         self._idle: set[Key] = set()
-        self._held: dict[Key, int] = {}  # partition → offset of its first payment not processed
+        self._held: set[Key] = set()  # partitions whose payments wait for the others
         self._paused: set[Key] = set()
         self._bounds: dict[Key, int] = {}  # bounds as of the batch's start, or the last hold: at most the current
         self._now = time.monotonic()
-
-    @property
-    def held(self) -> int:
-        return len(self._held)
 
     def assigned(self, partitions: list[TopicPartition]) -> None:
         now = time.monotonic()
@@ -68,8 +64,9 @@ class EventTimeAlignment:
                 logger.warning("could not resume held partitions on revoke (%s)", exc.args[0])
         for tp in partitions:
             key = (tp.topic, tp.partition)
-            for table in (self._times, self._held, self._bounds, self._heard):
+            for table in (self._times, self._bounds, self._heard):
                 table.pop(key, None)
+            self._held.discard(key)
             self._idle.discard(key)
             self._paused.discard(key)
 
@@ -85,13 +82,13 @@ class EventTimeAlignment:
         if event_ms > self._times.get(key, _UNKNOWN):
             self._times[key] = event_ms
 
-    def admit(self, key: Key, offset: int, event_ms: int) -> bool:
+    def admit(self, key: Key, event_ms: int) -> bool:
         """Whether this payment is processed now; False: its partition is held here, and the caller keeps
         it and the partition's later messages aside until `finish_batch` releases the partition."""
         if event_ms > self._bounds.get(key, _NO_BOUND) and event_ms > (bound := self._bound(key)):
             self._bounds[key] = bound
             self.observe(key, event_ms)
-            self._held[key] = offset
+            self._held.add(key)
             return False
         self.observe(key, event_ms)
         return True
@@ -113,7 +110,7 @@ class EventTimeAlignment:
             self.consumer.resume([TopicPartition(*key) for key in to_resume])
             self._paused.difference_update(to_resume)
             for key in to_resume:
-                self._held.pop(key, None)
+                self._held.discard(key)
         return to_resume
 
     def _bound(self, key: Key) -> int:

@@ -368,7 +368,7 @@ class PaymentScorer:
                 batch.offsets[key] = offset
                 batch.payment_messages += topic == self.config.payment_topic
                 continue
-            if not alignment.admit(key, offset, payment.event_us // 1_000):
+            if not alignment.admit(key, payment.event_us // 1_000):
                 set_aside[key] = [message]
                 batch.deferred += 1
                 continue
