@@ -109,31 +109,38 @@ def score_and_decide(model: ScoringModel, features: np.ndarray, amount: np.ndarr
     return score, decide(rules, len(score))
 
 
+@dataclass(frozen=True)
+class WriteOutcome:
+    scored: int  # payments in the batch
+    inserted: int  # of them, new rows (the rest were stored already)
+
+
 class WriteBehind:
     """Runs each batch's write (rows, then dead letters) on one background thread while the loop reads and
     scores the next batch, and commits the batch's offsets once the write is done.
 
     At most one batch is in flight, so offsets are committed in order and only after their rows are
-    written. The commit runs on the caller's thread, the consumer's: the Kafka client serves one call at a
-    time, and a commit from another thread starves behind a loop of consume() calls (and deadlocks a
-    rebalance callback that waits for it). A failed write surfaces in the loop at the next batch."""
+    written. `written` (counting and committing) runs on the caller's thread, the consumer's: the Kafka
+    client serves one call at a time, and a commit from another thread starves behind a loop of consume()
+    calls (and deadlocks a rebalance callback that waits for it). A failed write surfaces in the loop at
+    the next batch."""
 
-    def __init__(self, commit: Callable[[list[TopicPartition]], None]) -> None:
-        self._commit = commit
+    def __init__(self, written: Callable[[WriteOutcome, list[TopicPartition]], None]) -> None:
+        self._written = written
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-writer")
-        self._pending: tuple[Future[None], list[TopicPartition]] | None = None
+        self._pending: tuple[Future[WriteOutcome], list[TopicPartition]] | None = None
 
-    def submit(self, store: Callable[[], None], offsets: list[TopicPartition]) -> None:
+    def submit(self, store: Callable[[], WriteOutcome], offsets: list[TopicPartition]) -> None:
         self.wait()
         self._pending = (self._pool.submit(store), offsets)
 
     def wait(self) -> None:
-        """Until the batch in flight is written, then commit its offsets; re-raises a failed write."""
+        """Until the batch in flight is written, then hand over its outcome and offsets; re-raises a failed
+        write."""
         pending, self._pending = self._pending, None
         if pending is not None:
-            written, offsets = pending
-            written.result()
-            self._commit(offsets)
+            outcome, offsets = pending
+            self._written(outcome.result(), offsets)
 
     def close(self) -> None:
         try:
@@ -177,7 +184,7 @@ class PaymentScorer:
         # Messages of partitions the alignment holds, in offset order, and the partitions it released.
         self._set_aside: dict[tuple[str, int], list[Message]] = {}
         self._released: list[tuple[str, int]] = []
-        self._in_flight = WriteBehind(self._commit)
+        self._in_flight = WriteBehind(self._written)
         self._should_stop: Callable[[], bool] = lambda: False
 
     def run(
@@ -265,18 +272,19 @@ class PaymentScorer:
         self.stats.batches += 1
         return True
 
-    def _store(self, scored: ScoredBatch, labels: list[LabelRow], invalid: list[tuple[Message, str]]) -> None:
+    def _store(self, scored: ScoredBatch, labels: list[LabelRow], invalid: list[tuple[Message, str]]) -> WriteOutcome:
         """Write and dead-letter one batch (on the write-behind thread, batches in order)."""
         scored = replace(scored, scored_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
         inserted = self._write(scored, labels)
         self._send_to_dlq(invalid)
         if len(scored):
             crash_point("written")
-        self.stats.scored += inserted
-        self.stats.duplicates += len(scored) - inserted
+        return WriteOutcome(len(scored), inserted)
 
-    def _commit(self, offsets: list[TopicPartition]) -> None:
-        """Commit a written batch's offsets (on the consumer's thread)."""
+    def _written(self, outcome: WriteOutcome, offsets: list[TopicPartition]) -> None:
+        """Count a written batch and commit its offsets (on the loop's thread, which alone touches stats)."""
+        self.stats.scored += outcome.inserted
+        self.stats.duplicates += outcome.scored - outcome.inserted
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
