@@ -82,8 +82,9 @@ class TimedConsumer:
         called = time.time()
         if self._holding:
             self.done = called
-            self.cpu_done = cpu_snapshot(self._services)
         messages = self.inner.consume(num_messages, timeout)
+        if self._holding and not messages:  # a busy stretch ended: read /proc once, not on every batch
+            self.cpu_done = cpu_snapshot(self._services)
         self._holding = bool(messages)
         if messages:
             if self.first is None:
