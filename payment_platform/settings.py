@@ -24,6 +24,7 @@ class Settings:
     payment_topic: str
     labels_topic: str
     dlq_topic: str
+    decisions_topic: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -37,6 +38,7 @@ class Settings:
             payment_topic=env.get("PAYMENT_TOPIC") or "payments",
             labels_topic=env.get("PAYMENT_LABELS_TOPIC") or "payment-labels",
             dlq_topic=env.get("PAYMENT_DLQ_TOPIC") or "payments.dlq",
+            decisions_topic=env.get("PAYMENT_DECISIONS_TOPIC") or "payments.decisions",
         )
 
     @property

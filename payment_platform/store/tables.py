@@ -88,8 +88,57 @@ class TransactionLabel(Base):
     __table_args__ = (_UTF8MB4,)
 
 
+class LabelEvent(Base):
+    """Every label the platform received, in arrival order: the history behind `transaction_labels`.
+
+    A label takes effect in event time (at its `labelled_at`), so the features of a payment depend on which
+    label of a transaction was the latest at that payment's time, not only on the last one: a label that is
+    later corrected still counted in between. The same label received twice (same transaction, time and
+    verdict) is one event."""
+
+    __tablename__ = "label_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[str] = mapped_column(Identifier(), nullable=False)
+    is_fraud: Mapped[bool] = mapped_column(sa.Boolean, nullable=False)
+    labelled_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
+    source: Mapped[str | None] = mapped_column(sa.String(64))  # e.g. "chargeback", "analyst:<name>"
+    received_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+
+    __table_args__ = (
+        sa.UniqueConstraint("transaction_id", "labelled_at", "is_fraud", name="uq_label_events_content"),
+        _UTF8MB4,
+    )
+
+
+class ScorerStatus(Base):
+    """One row per scorer process, refreshed with each progress report: what operators and the console
+    show as the scorer's health."""
+
+    __tablename__ = "scorer_status"
+
+    scorer_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)  # host:pid:start
+    consumer_group: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    running: Mapped[bool] = mapped_column(sa.Boolean, nullable=False)
+    consumed: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)  # payment messages read
+    scored: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)  # rows written
+    dead_lettered: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    labels: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    payments_per_s: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    consumer_lag: Mapped[int | None] = mapped_column(sa.BigInteger)
+    model_version: Mapped[str | None] = mapped_column(sa.String(64))
+    orphan_labels: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)  # labels whose payment never came
+    mis_keyed: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)  # payments not keyed by customer_id
+
+    __table_args__ = (_UTF8MB4,)
+
+
 scored_transactions: sa.Table = ScoredTransaction.__table__  # type: ignore[assignment]
 transaction_labels: sa.Table = TransactionLabel.__table__  # type: ignore[assignment]
+label_events: sa.Table = LabelEvent.__table__  # type: ignore[assignment]
+scorer_status: sa.Table = ScorerStatus.__table__  # type: ignore[assignment]
 
 
 def create_tables(engine: sa.Engine) -> None:
