@@ -1,11 +1,18 @@
-"""The single definition of the behavioural features: which exist, their event-time windows, and the
-arithmetic that turns window aggregates into the feature vector.
+"""The single definition of the behavioural features: which exist, their event-time windows, when a label
+counts, and the arithmetic that turns window aggregates into the feature vector.
 
 Both drivers (`offline.py` for a whole DataFrame, `online.py` for the live scorer's incremental state)
 take their windows and their final arithmetic from here, so training and scoring cannot drift apart.
-All times are integer epoch milliseconds of event time, so a window boundary is the same number in
-both drivers: a card window of length w at time t is (t − w, t]; a terminal window of length w is
-(t − delay − w, t − delay], because fraud labels are only known `TERMINAL_LABEL_DELAY_MS` after a payment.
+
+Every feature is a function of the stream's event-time content only, never of the order in which
+payments or labels were delivered:
+- a card window of length w of a payment at t (epoch milliseconds) holds every payment of the card with
+  a time in (t − w, t], the payment itself and any other at the same millisecond included;
+- a terminal window of length w holds every payment of the terminal with a time (whole seconds) in
+  (t − delay − w, t − delay]: fraud labels are only known about a week after a payment;
+- a payment in a terminal window counts as fraud for a payment at t when the latest label of it that is
+  visible at t says fraud. A label is visible from `LABEL_SETTLE_S` after its `labelled_at`; of two labels
+  of one transaction the one with the later `labelled_at` is the latest, ties broken by arrival.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-MINUTE_MS = 60_000
+SECOND_MS = 1_000
+MINUTE_MS = 60 * SECOND_MS
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
+DAY_S = 86_400
 
 # Card windows in the column order of FEATURE_NAMES; each gives `card_count_<name>`.
 CARD_WINDOWS_MS: dict[str, int] = {
@@ -32,17 +41,20 @@ CARD_MEAN_WINDOWS: tuple[str, ...] = ("1d", "7d", "30d")
 # The mean the current amount is compared with (`amount_to_card_mean_<name>`).
 CARD_RATIO_WINDOW = "30d"
 
-# Terminal windows, each giving `terminal_count_<name>` and `terminal_fraud_share_<name>`.
-TERMINAL_WINDOWS_MS: dict[str, int] = {"1d": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS}
+# Terminal windows in whole seconds, each giving `terminal_count_<name>` and `terminal_fraud_share_<name>`.
+TERMINAL_WINDOWS_S: dict[str, int] = {"1d": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S}
 # Labels younger than this are not yet known in production, so terminal windows end this long ago.
-TERMINAL_LABEL_DELAY_MS = 7 * DAY_MS
-
-# `is_night`: UTC hour at most this (00:00–06:59).
-NIGHT_LAST_HOUR = 6
+TERMINAL_LABEL_DELAY_S = 7 * DAY_S
+# A label counts for payments from this long after its labelled_at: the slack within which a label may
+# reach every scorer late without changing a decision.
+LABEL_SETTLE_S = 60
+# When a labelled history says only `is_fraud`, its labels are taken to have come this long after the
+# payment: the platform's standard label delay (the producer's default too).
+DEFAULT_LABEL_DELAY_US = TERMINAL_LABEL_DELAY_S * 1_000_000
 
 # How far back from t any window reaches: events older than that can never count again.
 CARD_REACH_MS = max(CARD_WINDOWS_MS.values())
-TERMINAL_REACH_MS = TERMINAL_LABEL_DELAY_MS + max(TERMINAL_WINDOWS_MS.values())
+TERMINAL_REACH_S = TERMINAL_LABEL_DELAY_S + max(TERMINAL_WINDOWS_S.values())
 
 FEATURE_NAMES: tuple[str, ...] = (
     "amount",
@@ -51,9 +63,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"card_count_{name}" for name in CARD_WINDOWS_MS),
     *(f"card_mean_amount_{name}" for name in CARD_MEAN_WINDOWS),
     f"amount_to_card_mean_{CARD_RATIO_WINDOW}",
-    *(f"terminal_count_{name}" for name in TERMINAL_WINDOWS_MS),
-    *(f"terminal_fraud_share_{name}" for name in TERMINAL_WINDOWS_MS),
+    *(f"terminal_count_{name}" for name in TERMINAL_WINDOWS_S),
+    *(f"terminal_fraud_share_{name}" for name in TERMINAL_WINDOWS_S),
 )
+
+# `is_night`: UTC hour at most this (00:00–06:59).
+NIGHT_LAST_HOUR = 6
 
 Time = TypeVar("Time", int, np.ndarray)
 
@@ -63,24 +78,48 @@ def card_window_start(t_ms: Time, window_ms: int) -> Time:
     return t_ms - window_ms
 
 
-def terminal_window(t_ms: Time, window_ms: int) -> tuple[Time, Time]:
-    """(exclusive start, inclusive end) of a terminal window of a payment at t, delayed by the label delay."""
-    end = t_ms - TERMINAL_LABEL_DELAY_MS
-    return end - window_ms, end
+def terminal_window(t_s: Time, window_s: int) -> tuple[Time, Time]:
+    """(exclusive start, inclusive end), in seconds, of a terminal window of a payment at t_s."""
+    end = t_s - TERMINAL_LABEL_DELAY_S
+    return end - window_s, end
+
+
+def seconds(t_ms: Time) -> Time:
+    """Whole seconds of an epoch-millisecond time (floored): the resolution of terminal windows."""
+    return t_ms // SECOND_MS
+
+
+def label_visible_s(labelled_us: Time) -> Time:
+    """The first second at which a label with this labelled_at (epoch microseconds) counts."""
+    return labelled_us // 1_000_000 + LABEL_SETTLE_S
+
+
+def fraud_interval(t_s: Time, start_s: Time, end_s: Time, window_s: int) -> tuple[Time, Time]:
+    """The payment times [a, b) at which a payment at t_s, fraud from start_s until end_s (its visible
+    label's span), counts as fraud in a terminal window of length window_s; empty when a >= b."""
+    return (
+        np.maximum(start_s, t_s + TERMINAL_LABEL_DELAY_S),
+        np.minimum(end_s, t_s + TERMINAL_LABEL_DELAY_S + window_s),
+    )
 
 
 def event_time_ms(event_time: pd.Series) -> np.ndarray:
     """Event times as int64 epoch milliseconds (floored), whatever the datetime unit; naive means UTC."""
+    return event_time_us(event_time) // 1_000
+
+
+def event_time_us(event_time: pd.Series) -> np.ndarray:
+    """Event times as int64 epoch microseconds (floored), whatever the datetime unit; naive means UTC."""
     times = pd.to_datetime(event_time, utc=True)
     naive = times.dt.tz_convert(None).to_numpy()
     if np.isnat(naive).any():
         raise ValueError("event_time has missing values")
     unit, count = np.datetime_data(naive.dtype)
     ticks = naive.view(np.int64)
-    per_ms = np.timedelta64(1, "ms") / np.timedelta64(count, unit)
-    if per_ms >= 1:
-        return ticks // int(per_ms)
-    return ticks * round(1 / per_ms)
+    per_us = np.timedelta64(1, "us") / np.timedelta64(count, unit)
+    if per_us >= 1:
+        return ticks // int(per_us)
+    return ticks * round(1 / per_us)
 
 
 def amount_cents(amount: np.ndarray) -> np.ndarray:
@@ -102,7 +141,7 @@ def assemble_features(
 
     card_count: (n, len(CARD_WINDOWS_MS)); card_cents: amount sums in cents (`amount_cents`),
     (n, len(CARD_MEAN_WINDOWS));
-    terminal_count / terminal_fraud: payments and fraud-labelled payments, (n, len(TERMINAL_WINDOWS_MS)).
+    terminal_count / terminal_fraud: payments and fraud-labelled payments, (n, len(TERMINAL_WINDOWS_S)).
     """
     day = np.floor_divide(t_ms, DAY_MS)
     weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0

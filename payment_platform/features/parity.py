@@ -8,35 +8,61 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from payment_platform.features.definitions import FEATURE_NAMES, TERMINAL_LABEL_DELAY_MS, event_time_ms
+from payment_platform.features.definitions import (
+    FEATURE_NAMES,
+    LABEL_SETTLE_S,
+    TERMINAL_REACH_S,
+    event_time_ms,
+    seconds,
+)
 from payment_platform.features.offline import compute_features
-from payment_platform.features.online import FeatureState
-
-# Relative and absolute tolerance of a feature value: sums are accumulated in different orders.
-RTOL, ATOL = 1e-6, 1e-9
+from payment_platform.features.online import ALLOWED_LATENESS_MS, OnlineFeatures, terminal_horizon_s
+from payment_platform.features.terminal_feed import FrameTerminalSource, TerminalFeed
 
 
-def stream_online(payments: pd.DataFrame, batch_size: int = 2_000) -> np.ndarray:
-    """The online features of `payments` (row order = stream order), fed batch by batch as the scorer
-    does; before each batch, the labels (`is_fraud`) of payments at least the label delay older than the
-    batch's newest payment, as the label feed would have delivered them by then."""
+def release_batches(t_ms: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Row positions in event-time order, cut into batches of about batch_size between two distinct
+    milliseconds, as the scorer's event-time merge releases them (payments of one millisecond together)."""
+    order = np.argsort(t_ms, kind="stable")
+    sorted_t = t_ms[order]
+    batches, start = [], 0
+    while start < len(order):
+        stop = min(start + batch_size, len(order))
+        while stop < len(order) and sorted_t[stop] == sorted_t[stop - 1]:
+            stop += 1
+        batches.append(order[start:stop])
+        start = stop
+    return batches
+
+
+def horizons_us(t_ms: int) -> tuple[int, int]:
+    """(payments, labels) horizons, exclusive, that the terminal state must reach before a payment at t_ms."""
+    return (terminal_horizon_s(t_ms) + 1) * 1_000_000, (seconds(t_ms) - LABEL_SETTLE_S + 1) * 1_000_000
+
+
+def stream_online(
+    payments: pd.DataFrame,
+    labels: pd.DataFrame | None = None,
+    batch_size: int = 2_000,
+    source: FrameTerminalSource | None = None,
+) -> np.ndarray:
+    """The online features of `payments`, row by row, as the live scorer computes them: released in
+    event-time order, batch by batch, the terminal state fed from the record (the frames) just as far
+    as each batch needs."""
     t_ms = event_time_ms(payments["event_time"])
-    ids = payments["transaction_id"].to_numpy()
-    labels = payments["is_fraud"].fillna(0).to_numpy().astype(bool) if "is_fraud" in payments else None
-    by_due = np.argsort(t_ms, kind="stable")
-    due = t_ms[by_due] + TERMINAL_LABEL_DELAY_MS
-    state = FeatureState()
-    delivered = 0
-    parts = []
-    for start in range(0, len(payments), batch_size):
-        stop = start + batch_size
-        if labels is not None:
-            known = max(delivered, int(np.searchsorted(due, t_ms[start:stop].max(), "right")))
-            fresh = by_due[delivered:known]
-            state.add_labels(ids[fresh].tolist(), labels[fresh].tolist())
-            delivered = known
-        parts.append(state.featurise(payments.iloc[start:stop]))
-    return np.vstack(parts) if parts else np.empty((0, len(FEATURE_NAMES)))
+    out = np.empty((len(payments), len(FEATURE_NAMES)))
+    if len(payments) == 0:
+        return out
+    online = OnlineFeatures()
+    feed = TerminalFeed(online.terminals, source or FrameTerminalSource(payments, labels))
+    first_ms = int(t_ms.min()) - ALLOWED_LATENESS_MS
+    feed.start((seconds(first_ms) - TERMINAL_REACH_S) * 1_000_000, horizons_us(first_ms)[1])
+    cards, terminals = payments["customer_id"].to_numpy(), payments["terminal_id"].to_numpy()
+    amount = payments["amount"].to_numpy(dtype=np.float64)
+    for rows in release_batches(t_ms, batch_size):
+        feed.advance(*horizons_us(int(t_ms[rows].max())))
+        out[rows] = online.featurise(cards[rows].tolist(), terminals[rows].tolist(), t_ms[rows], amount[rows])
+    return out
 
 
 @dataclass(frozen=True)
@@ -51,17 +77,22 @@ class ParityReport:
         return self.mismatched_rows == 0
 
 
-def compare_drivers(payments: pd.DataFrame, batch_size: int = 2_000) -> ParityReport:
-    """Every row's online vector against its offline one."""
-    offline = compute_features(payments).to_numpy()
-    online = stream_online(payments, batch_size)
-    close = np.isclose(online, offline, rtol=RTOL, atol=ATOL)
+def compare(online: np.ndarray, offline: np.ndarray) -> ParityReport:
+    """Row-by-row equality of two feature matrices (bit for bit: both drivers add integers)."""
+    equal = online == offline
     difference = np.abs(online - offline)
     worst = int(np.argmax(difference.max(axis=0))) if difference.size else 0
-    mismatched = int((~close.all(axis=1)).sum())
+    mismatched = int((~equal.all(axis=1)).sum())
     return ParityReport(
-        rows=len(payments),
+        rows=len(online),
         mismatched_rows=mismatched,
         worst_feature=FEATURE_NAMES[worst] if mismatched else None,
         max_abs_difference=float(difference.max()) if difference.size else 0.0,
     )
+
+
+def compare_drivers(
+    payments: pd.DataFrame, labels: pd.DataFrame | None = None, batch_size: int = 2_000
+) -> ParityReport:
+    """Every row's online vector against its offline one."""
+    return compare(stream_online(payments, labels, batch_size), compute_features(payments, labels).to_numpy())
