@@ -12,14 +12,23 @@ class StoreUnavailable(RuntimeError):
     """The score store cannot be reached or used."""
 
 
-def connect_store(url: str, *, create: bool = True) -> sa.Engine:
-    """An engine for the score store, checked with a round trip; tables created where missing."""
+def connect_store(url: str, *, create: bool = True, lock_wait_timeout_s: int | None = None) -> sa.Engine:
+    """An engine for the score store, checked with a round trip; tables created where missing.
+
+    `lock_wait_timeout_s` bounds how long a statement waits for a lock (a row, or a table locked by
+    someone else) before failing: a writer that retries by itself gets a chance to log, and to stop."""
     try:
         options: dict[str, object] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
-            options["connect_args"] = {"timeout": 30}
+            options["connect_args"] = {"timeout": lock_wait_timeout_s or 30}
         elif "+pymysql" in url.split("://", 1)[0]:
-            options["connect_args"] = {"local_infile": True}  # the writer's bulk load (store/bulk_load.py)
+            connect_args: dict[str, object] = {"local_infile": True}  # the writer's bulk load (store/bulk_load.py)
+            if lock_wait_timeout_s is not None:
+                connect_args["init_command"] = (
+                    f"SET SESSION lock_wait_timeout = {int(lock_wait_timeout_s)}, "
+                    f"innodb_lock_wait_timeout = {int(lock_wait_timeout_s)}"
+                )
+            options["connect_args"] = connect_args
         else:
             options["pool_recycle"] = 3600
         engine = sa.create_engine(url, **options)

@@ -69,9 +69,13 @@ class ScoredTransaction(Base):
     scored_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
     kafka_partition: Mapped[int | None] = mapped_column(sa.Integer)
     kafka_offset: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # The partition of the card-keyed stream the payment was scored from: the scorer that owns it restores
+    # its cards' state from these rows.
+    shard: Mapped[int | None] = mapped_column(sa.SmallInteger)
 
     __table_args__ = (
         sa.Index("ix_scored_transactions_customer_time", "customer_id", "event_time"),
+        sa.Index("ix_scored_transactions_shard_time", "shard", "event_time"),
         _UTF8MB4,
     )
 
@@ -135,15 +139,42 @@ class ScorerStatus(Base):
     __table_args__ = (_UTF8MB4,)
 
 
+class StreamProgress(Base):
+    """How far each partition of the scorer group's streams is durably written, in event time: every
+    payment of a card-keyed partition, or label of a label partition, with an earlier time is in the store.
+
+    Scorers write their partitions' progress in the same transaction as the rows, and read the others':
+    the minimum is the group's shared watermark, which says when another scorer's payments and labels can
+    be read back for the terminal windows."""
+
+    __tablename__ = "stream_progress"
+
+    consumer_group: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    topic: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    progress_us: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)  # epoch microseconds
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+
+    __table_args__ = (_UTF8MB4,)
+
+
 scored_transactions: sa.Table = ScoredTransaction.__table__  # type: ignore[assignment]
 transaction_labels: sa.Table = TransactionLabel.__table__  # type: ignore[assignment]
 label_events: sa.Table = LabelEvent.__table__  # type: ignore[assignment]
 scorer_status: sa.Table = ScorerStatus.__table__  # type: ignore[assignment]
+stream_progress: sa.Table = StreamProgress.__table__  # type: ignore[assignment]
 
 
 def create_tables(engine: sa.Engine) -> None:
-    """Create the contract tables where missing; safe to call at every start."""
+    """Create the platform's tables where missing; safe to call at every start. A score store made before
+    `shard` existed gets the column and its index."""
     Base.metadata.create_all(engine, checkfirst=True)
+    columns = {column["name"] for column in sa.inspect(engine).get_columns(ScoredTransaction.__tablename__)}
+    if "shard" not in columns:
+        table = ScoredTransaction.__tablename__
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN shard SMALLINT"))
+            conn.execute(sa.text(f"CREATE INDEX ix_scored_transactions_shard_time ON {table} (shard, event_time)"))
 
 
 class DailyScoringReport(Base):

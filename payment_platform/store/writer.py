@@ -1,10 +1,11 @@
-"""The batch writer: one transaction per consumed batch, idempotent on `transaction_id`.
+"""The batch writer: one transaction per scored batch, idempotent on `transaction_id`.
 
-A replayed batch (after a crash between the write and the offset commit) is absorbed by the
-unique key: the first stored row stands. Rows go to the database as one multi-row statement per
-chunk, never as per-row ORM objects. On MySQL through PyMySQL the rows go straight to the driver's
-`executemany` (still parameterised), because compiling and binding 13 parameters per row through
-SQLAlchemy costs more than the database's own work.
+A replayed batch (after a crash between the write and the offset commit) is absorbed by the unique key:
+the first stored row stands. The same transaction records the batch's labels (their history in
+`label_events`, the latest per transaction in `transaction_labels`), how far the scorer's partitions are
+now written (`stream_progress`) and the scorer's health (`scorer_status`), so that none of them can claim
+more than the rows do. Rows go to the database as one multi-row statement per chunk, never as per-row ORM
+objects; on MySQL through PyMySQL as one `LOAD DATA` file (`bulk_load.py`), or the driver's `executemany`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from payment_platform.store.bulk_load import (
     tsv_columns,
     tsv_text_column,
 )
-from payment_platform.store.tables import scored_transactions, transaction_labels
+from payment_platform.store.tables import (
+    label_events,
+    scored_transactions,
+    scorer_status,
+    stream_progress,
+    transaction_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +53,9 @@ SCORED_COLUMNS = (
     "scored_at",
     "kafka_partition",
     "kafka_offset",
+    "shard",
 )
+LABEL_EVENT_COLUMNS = ("transaction_id", "is_fraud", "labelled_at", "source", "received_at")
 _INSERT_MANY = (
     f"INSERT IGNORE INTO {scored_transactions.name} ({', '.join(SCORED_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(SCORED_COLUMNS))})"
@@ -76,6 +85,7 @@ class ScoredBatch:
     model_version: str
     kafka_partition: np.ndarray  # int64
     kafka_offset: np.ndarray  # int64
+    shard: np.ndarray  # int64: the card-keyed partition scored from
     scored_at: dt.datetime | None = None  # stamped when the write begins
 
     def __len__(self) -> int:
@@ -84,7 +94,7 @@ class ScoredBatch:
     @classmethod
     def empty(cls) -> ScoredBatch:
         none = np.empty(0, dtype=np.int64)
-        return cls([], [], [], none.astype(np.float64), [], none, none.astype(np.float64), [], [], "", none, none)
+        return cls([], [], [], none.astype(np.float64), [], none, none.astype(np.float64), [], [], "", none, none, none)
 
     def rows(self) -> list[ScoredRow]:
         """The batch as rows in SCORED_COLUMNS order."""
@@ -104,6 +114,7 @@ class ScoredBatch:
                 repeat(self.scored_at),
                 self.kafka_partition.tolist(),
                 self.kafka_offset.tolist(),
+                self.shard.tolist(),
             )
         ]
 
@@ -127,6 +138,7 @@ class ScoredBatch:
                 repeat(self.scored_at.isoformat(" "), n),
                 map(str, self.kafka_partition.tolist()),
                 map(str, self.kafka_offset.tolist()),
+                map(str, self.shard.tolist()),
             ]
         )
 
@@ -136,6 +148,11 @@ class LabelRow:
     transaction_id: str
     is_fraud: bool
     labelled_at: dt.datetime
+    source: str | None = None
+
+
+# How far a partition of the group's streams is written: (topic, partition) → epoch microseconds.
+Progress = dict[tuple[str, int], int]
 
 
 def us_to_datetimes(epoch_us: np.ndarray) -> list[dt.datetime]:
@@ -155,43 +172,63 @@ class ScoreWriter:
             self._close_spool()
         if dialect in ("mysql", "mariadb"):
             self._insert_scored = mysql.insert(scored_transactions).prefix_with("IGNORE")
-            upsert = mysql.insert(transaction_labels)
-            newer = upsert.inserted.labelled_at >= transaction_labels.c.labelled_at
-            # MySQL applies assignments left to right: decide is_fraud before moving labelled_at.
-            self._upsert_label = upsert.on_duplicate_key_update(
-                [
-                    (
-                        "is_fraud",
-                        sa.case((newer, upsert.inserted.is_fraud), else_=transaction_labels.c.is_fraud),
-                    ),
-                    (
-                        "labelled_at",
-                        sa.func.greatest(transaction_labels.c.labelled_at, upsert.inserted.labelled_at),
-                    ),
-                ]
+            self._insert_label_event = mysql.insert(label_events).prefix_with("IGNORE")
+            latest = mysql.insert(transaction_labels).from_select(
+                ["transaction_id", "is_fraud", "labelled_at"], _latest_labels()
+            )
+            self._refresh_latest = latest.on_duplicate_key_update(
+                is_fraud=latest.inserted.is_fraud, labelled_at=latest.inserted.labelled_at
+            )
+            progress = mysql.insert(stream_progress)
+            self._upsert_progress = progress.on_duplicate_key_update(
+                progress_us=sa.func.greatest(stream_progress.c.progress_us, progress.inserted.progress_us),
+                updated_at=progress.inserted.updated_at,
+            )
+            status = mysql.insert(scorer_status)
+            self._upsert_status = status.on_duplicate_key_update(
+                {c.name: status.inserted[c.name] for c in scorer_status.c if c.name != "scorer_id"}
             )
         elif dialect == "sqlite":
             self._insert_scored = sqlite.insert(scored_transactions).on_conflict_do_nothing(
                 index_elements=["transaction_id"]
             )
-            upsert_sqlite = sqlite.insert(transaction_labels)
-            self._upsert_label = upsert_sqlite.on_conflict_do_update(
+            self._insert_label_event = sqlite.insert(label_events).on_conflict_do_nothing()
+            latest_sqlite = sqlite.insert(transaction_labels).from_select(
+                ["transaction_id", "is_fraud", "labelled_at"], _latest_labels()
+            )
+            self._refresh_latest = latest_sqlite.on_conflict_do_update(
                 index_elements=["transaction_id"],
+                set_={"is_fraud": latest_sqlite.excluded.is_fraud, "labelled_at": latest_sqlite.excluded.labelled_at},
+            )
+            progress_sqlite = sqlite.insert(stream_progress)
+            self._upsert_progress = progress_sqlite.on_conflict_do_update(
+                index_elements=["consumer_group", "topic", "partition"],
                 set_={
-                    "is_fraud": upsert_sqlite.excluded.is_fraud,
-                    "labelled_at": upsert_sqlite.excluded.labelled_at,
+                    "progress_us": sa.func.max(stream_progress.c.progress_us, progress_sqlite.excluded.progress_us),
+                    "updated_at": progress_sqlite.excluded.updated_at,
                 },
-                where=upsert_sqlite.excluded.labelled_at >= transaction_labels.c.labelled_at,
+            )
+            status_sqlite = sqlite.insert(scorer_status)
+            self._upsert_status = status_sqlite.on_conflict_do_update(
+                index_elements=["scorer_id"],
+                set_={c.name: status_sqlite.excluded[c.name] for c in scorer_status.c if c.name != "scorer_id"},
             )
         else:
             raise ValueError(f"unsupported score store dialect: {dialect}")
 
     def write(
-        self, scored: ScoredBatch | Sequence[ScoredRow | dict[str, object]], labels: Sequence[LabelRow] = ()
+        self,
+        scored: ScoredBatch | Sequence[ScoredRow | dict[str, object]],
+        labels: Sequence[LabelRow] = (),
+        *,
+        progress: Progress | None = None,
+        consumer_group: str = "",
+        status: dict[str, object] | None = None,
     ) -> int:
         """Write one batch in one transaction; the number of new scored rows. Scored payments come as the
         scorer's ScoredBatch, as lists in SCORED_COLUMNS order, or as dicts by column name."""
         inserted = 0
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with self.engine.begin() as conn:
             if len(scored) and self._spool is not None:
                 inserted = self._load_data(conn, scored)
@@ -204,18 +241,47 @@ class ScoreWriter:
                     self._insert_scored, [dict(zip(SCORED_COLUMNS, row, strict=True)) for row in rows]
                 ).rowcount
             if labels:
+                self._write_labels(conn, labels, now)
+            if progress:
                 conn.execute(
-                    self._upsert_label,
+                    self._upsert_progress,
                     [
                         {
-                            "transaction_id": lb.transaction_id,
-                            "is_fraud": lb.is_fraud,
-                            "labelled_at": lb.labelled_at,
+                            "consumer_group": consumer_group,
+                            "topic": topic,
+                            "partition": partition,
+                            "progress_us": us,
+                            "updated_at": now,
                         }
-                        for lb in labels
+                        for (topic, partition), us in progress.items()
                     ],
                 )
+            if status:
+                conn.execute(self._upsert_status, [{**status, "updated_at": now}])
         return max(inserted, 0)
+
+    def _write_labels(self, conn: sa.Connection, labels: Sequence[LabelRow], now: dt.datetime) -> None:
+        """Add the labels to the history (a label received again is one event), then make each labelled
+        transaction's row of `transaction_labels` its latest label: the one with the latest labelled_at,
+        ties to the later arrival (the larger history id). Deriving the row from the history makes the two
+        agree whatever order labels came in."""
+        events = [(lb.transaction_id, lb.is_fraud, lb.labelled_at, lb.source, now) for lb in labels]
+        if self._spool is not None:
+            self._spool.write_bytes(
+                tsv([(tx, int(fraud), at, source, received) for tx, fraud, at, source, received in events])
+            )
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(load_data_statement(label_events.name, LABEL_EVENT_COLUMNS, self._spool))
+            finally:
+                cursor.close()
+        else:
+            conn.execute(
+                self._insert_label_event, [dict(zip(LABEL_EVENT_COLUMNS, event, strict=True)) for event in events]
+            )
+        transaction_ids = sorted({lb.transaction_id for lb in labels})
+        for start in range(0, len(transaction_ids), _LABEL_CHUNK):
+            conn.execute(self._refresh_latest, {"ids": transaction_ids[start : start + _LABEL_CHUNK]})
 
     @staticmethod
     def _insert_many(conn: sa.Connection, rows: Sequence[ScoredRow]) -> int:
@@ -269,6 +335,29 @@ class ScoreWriter:
 
     def __del__(self) -> None:
         self._close_spool()
+
+
+_LABEL_CHUNK = 5_000
+
+
+def _latest_labels() -> sa.Select:
+    """The latest label event of each transaction in the bound list `ids`."""
+    ranked = (
+        sa.select(
+            label_events.c.transaction_id,
+            label_events.c.is_fraud,
+            label_events.c.labelled_at,
+            sa.func.row_number()
+            .over(
+                partition_by=label_events.c.transaction_id,
+                order_by=(label_events.c.labelled_at.desc(), label_events.c.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(label_events.c.transaction_id.in_(sa.bindparam("ids", expanding=True)))
+        .subquery()
+    )
+    return sa.select(ranked.c.transaction_id, ranked.c.is_fraud, ranked.c.labelled_at).where(ranked.c.rank == 1)
 
 
 def _as_rows(scored: ScoredBatch | Sequence[ScoredRow | dict[str, object]]) -> list[ScoredRow]:

@@ -1,0 +1,104 @@
+"""The score store as the record of every scorer's payments and labels, for the terminal windows.
+
+Implements `features.terminal_feed.TerminalSource`. Ranges are read by the event-time index and streamed
+in chunks, so a scorer that starts with weeks to catch up holds one chunk at a time; times come back as
+integers computed by the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+
+from payment_platform.features.labels import LabelEvent
+from payment_platform.store.event_time import EpochMicros, datetime_of
+from payment_platform.store.tables import label_events, scored_transactions
+
+_CHUNK = 5_000
+_STREAM = 50_000
+
+
+class RecordedPayments:
+    def __init__(self) -> None:
+        self.terminals: list[str] = []
+        self.t_s: list[int] = []
+        self.fraud_labelled: dict[str, tuple[str, int]] = {}
+
+
+class StoreTerminalSource:
+    """Payments and labels of every scorer of the group, as written to the score store."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.rows_read = 0
+
+    def payments_between(self, after_us: int, before_us: int) -> RecordedPayments:
+        t, le = scored_transactions.c, label_events.c
+        has_fraud_label = (
+            sa.select(sa.literal(1)).where(le.transaction_id == t.transaction_id, le.is_fraud.is_(sa.true())).exists()
+        )
+        query = (
+            sa.select(t.terminal_id, EpochMicros(t.event_time), sa.case((has_fraud_label, t.transaction_id)))
+            .where(t.event_time >= datetime_of(after_us), t.event_time < datetime_of(before_us))
+            .order_by(t.event_time)
+        )
+        recorded = RecordedPayments()
+        for terminal, event_us, fraud_tx in self._stream(query):
+            second = int(event_us) // 1_000_000
+            recorded.terminals.append(terminal)
+            recorded.t_s.append(second)
+            if fraud_tx is not None:
+                recorded.fraud_labelled[fraud_tx] = (terminal, second)
+        return recorded
+
+    def labels_between(self, after_us: int, before_us: int) -> list[LabelEvent]:
+        le, fraud = label_events.c, label_events.alias("fraud").c
+        # A genuine label matters only to a transaction that has a fraud label: the database checks that
+        # with an index probe, so the rest (most labels) never cross the wire.
+        has_fraud_label = (
+            sa.select(sa.literal(1))
+            .where(fraud.transaction_id == le.transaction_id, fraud.is_fraud.is_(sa.true()))
+            .exists()
+        )
+        query = sa.select(le.transaction_id, le.is_fraud, EpochMicros(le.labelled_at), le.id).where(
+            le.labelled_at >= datetime_of(after_us),
+            le.labelled_at < datetime_of(before_us),
+            sa.or_(le.is_fraud.is_(sa.true()), has_fraud_label),
+        )
+        return [LabelEvent(tx, bool(fraud), int(at), int(seq)) for tx, fraud, at, seq in self._stream(query)]
+
+    def payments_of(self, transaction_ids: list[str]) -> dict[str, tuple[str, int]]:
+        t = scored_transactions.c
+        found = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(transaction_ids), _CHUNK):
+                chunk = transaction_ids[start : start + _CHUNK]
+                rows = conn.execute(
+                    sa.select(t.transaction_id, t.terminal_id, EpochMicros(t.event_time)).where(
+                        t.transaction_id.in_(chunk)
+                    )
+                )
+                found.update({tx: (terminal, int(us) // 1_000_000) for tx, terminal, us in rows})
+        return found
+
+    def label_history(self, transaction_ids: list[str]) -> list[LabelEvent]:
+        le = label_events.c
+        events = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(transaction_ids), _CHUNK):
+                chunk = transaction_ids[start : start + _CHUNK]
+                rows = conn.execute(
+                    sa.select(le.transaction_id, le.is_fraud, EpochMicros(le.labelled_at), le.id).where(
+                        le.transaction_id.in_(chunk)
+                    )
+                )
+                events += [LabelEvent(tx, bool(fraud), int(at), int(seq)) for tx, fraud, at, seq in rows]
+        return events
+
+    def _stream(self, query: sa.Select) -> Iterator[tuple]:
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=_STREAM).execute(query)
+            for partition in result.partitions():
+                self.rows_read += len(partition)
+                yield from partition
