@@ -225,30 +225,27 @@ def command_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def command_score(args: argparse.Namespace, settings: Settings) -> int:
     from payment_platform.kafka.clients import BrokerUnavailable
+    from payment_platform.kafka.delivery import DeliveryStopped
     from payment_platform.model import ModelRegistryError
     from payment_platform.store.database import StoreUnavailable
+    from payment_platform.stream.config import ScorerConfig
     from payment_platform.stream.model_source import NoPromotedModel
-    from payment_platform.stream.runner import ScorerSetup, run_scorer
+    from payment_platform.stream.runner import run_scorer
+    from payment_platform.stream.sink import StoreRefused
+    from payment_platform.stream.sink import StoreUnavailable as StoreLost
 
-    setup = ScorerSetup(
-        bootstrap=settings.kafka_bootstrap,
-        consumer_group=settings.consumer_group,
-        payment_topic=settings.payment_topic,
-        labels_topic=settings.labels_topic,
-        dlq_topic=settings.dlq_topic,
-        db_url=settings.db_url,
-        model_dir=settings.model_dir,
-        batch_size=args.batch_size,
-    )
+    config = ScorerConfig.from_settings(settings, batch_size=args.batch_size)
     try:
         stats = run_scorer(
-            setup,
+            config,
             max_messages=args.max_messages,
             idle_timeout_s=args.idle_timeout_s,
             on_progress=lambda s: logger.info(s.summary()),
         )
-    except (NoPromotedModel, ModelRegistryError, BrokerUnavailable, StoreUnavailable) as exc:
+    except (NoPromotedModel, ModelRegistryError, BrokerUnavailable, StoreUnavailable, StoreRefused, StoreLost) as exc:
         raise _fail_on_service_errors(exc) from None
+    except DeliveryStopped as exc:
+        raise CommandError(str(exc)) from None
     print(stats.summary())
     return 0
 

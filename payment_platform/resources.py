@@ -22,6 +22,7 @@ class KafkaResource(dg.ConfigurableResource):
     payment_topic: str = "payments"
     labels_topic: str = "payment-labels"
     dlq_topic: str = "payments.dlq"
+    decisions_topic: str = "payments.decisions"
 
 
 class ScoreStoreResource(dg.ConfigurableResource):
@@ -62,6 +63,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             payment_topic=settings.payment_topic,
             labels_topic=settings.labels_topic,
             dlq_topic=settings.dlq_topic,
+            decisions_topic=settings.decisions_topic,
         ),
         "score_store": ScoreStoreResource(url=db_url),
         "model_registry": ModelRegistryResource(root=str(settings.model_dir)),

@@ -25,6 +25,7 @@ class Settings:
     labels_topic: str
     dlq_topic: str
     decisions_topic: str
+    repartition: bool = True  # PAYMENT_REPARTITION=off: producers key by customer_id, no repartition topic
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -39,6 +40,7 @@ class Settings:
             labels_topic=env.get("PAYMENT_LABELS_TOPIC") or "payment-labels",
             dlq_topic=env.get("PAYMENT_DLQ_TOPIC") or "payments.dlq",
             decisions_topic=env.get("PAYMENT_DECISIONS_TOPIC") or "payments.decisions",
+            repartition=(env.get("PAYMENT_REPARTITION") or "on").lower() not in ("off", "0", "false", "no"),
         )
 
     @property

@@ -16,8 +16,9 @@ from payment_platform.resources import (
     ScoreStoreResource,
 )
 from payment_platform.store.tables import scored_transactions as scored_table
-from payment_platform.stream.runner import ScorerSetup, run_scorer
-from payment_platform.stream.scorer import ScorerStats
+from payment_platform.stream.config import ScorerConfig
+from payment_platform.stream.runner import run_scorer
+from payment_platform.stream.stats import ScorerStats
 
 SCORED_FRAUD_RATE_CHECK = "scored_fraud_rate_in_band"
 SCORE_JOB = "score_payments"
@@ -58,12 +59,13 @@ def score_stream(
 
     Terminating the run from the UI lets the scorer write and commit the batch in hand first.
     """
-    setup = ScorerSetup(
+    setup = ScorerConfig(
         bootstrap=kafka.bootstrap_servers,
         consumer_group=kafka.consumer_group,
         payment_topic=kafka.payment_topic,
         labels_topic=kafka.labels_topic,
         dlq_topic=kafka.dlq_topic,
+        decisions_topic=kafka.decisions_topic,
         db_url=score_store.url,
         model_dir=model_registry.registry().root,
         batch_size=config.batch_size,

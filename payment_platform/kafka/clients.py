@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,8 +38,14 @@ def check_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
         ) from None
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> None:
-    """Create the topics that do not exist yet (CONTRACTS §1)."""
+def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int = DEFAULT_PARTITIONS,
+    partitions_of: dict[str, int] | None = None,
+) -> None:
+    """Create the topics that do not exist yet (CONTRACTS §1), with `partitions` each unless
+    `partitions_of` names another count for a topic."""
     admin = admin_client(bootstrap)
     try:
         existing = set(admin.list_topics(timeout=10).topics)
@@ -47,14 +54,27 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = DEFAU
     missing = [name for name in topics if name not in existing]
     if not missing:
         return
-    futures = admin.create_topics([NewTopic(name, partitions, 1) for name in missing])
+    counts = partitions_of or {}
+    futures = admin.create_topics([NewTopic(name, counts.get(name, partitions), 1) for name in missing])
     for name, future in futures.items():
         try:
             future.result(timeout=15)
-            logger.info("created topic %s with %d partitions", name, partitions)
+            logger.info("created topic %s with %d partitions", name, counts.get(name, partitions))
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):  # created concurrently by another process
                 raise
+
+
+def partition_count(bootstrap: str, topic: str, partitions: int = DEFAULT_PARTITIONS) -> int:
+    """The partitions of a topic, creating it (with `partitions`) when missing."""
+    ensure_topics(bootstrap, [topic], partitions)
+    admin = admin_client(bootstrap)
+    for _ in range(50):  # a topic just created may take a moment to show its partitions
+        metadata = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is not None and metadata.error is None and metadata.partitions:
+            return len(metadata.partitions)
+        time.sleep(0.1)
+    raise BrokerUnavailable(f"topic {topic} has no partitions on {bootstrap}")
 
 
 def payment_producer(bootstrap: str, **overrides: Any) -> Producer:

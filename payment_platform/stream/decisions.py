@@ -1,4 +1,5 @@
-"""From a fraud score and the payment's features to a status with reason codes.
+"""From a fraud score and the payment's features to a status with reason codes, and the decision record
+that goes back to the system that authorises the payment.
 
 The model's score decides through two thresholds chosen at training time; rules add what a bank
 wants enforced whatever the model says. Everything here works on whole batches (numpy arrays).
@@ -7,12 +8,20 @@ wants enforced whatever the model says. Everything here works on whole batches (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
+
+from payment_platform.features import FEATURE_NAMES
+
+if TYPE_CHECKING:
+    from payment_platform.stream.model_source import ScoringModel
 
 APPROVED, REVIEW, DECLINED = "APPROVED", "REVIEW", "DECLINED"
 _SEVERITY = {APPROVED: 0, REVIEW: 1, DECLINED: 2}
 _STATUS_BY_SEVERITY = np.array([APPROVED, REVIEW, DECLINED], dtype=object)
+_FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
 @dataclass(frozen=True)
@@ -101,3 +110,52 @@ def _reason_text(ordered: list[Rule], mask: int) -> str:
         if mask >> bit & 1 and rule.code not in codes:
             codes.append(rule.code)
     return ",".join(codes)
+
+
+def score_and_decide(model: ScoringModel, features: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, Decisions]:
+    """Fraud probabilities and decisions (status, reason codes) of a featurised batch."""
+    score = model.predict_proba(features[:, model.feature_index])
+
+    def feature(name: str) -> np.ndarray:
+        return features[:, _FEATURE_INDEX[name]]
+
+    rules = evaluate_rules(
+        DecisionPolicy(model.review_threshold, model.decline_threshold),
+        score,
+        amount,
+        feature("card_count_10m"),
+        feature("card_count_1h"),
+        feature("card_count_30d"),
+        feature("amount_to_card_mean_30d"),
+    )
+    return score, decide(rules, len(score))
+
+
+def decision_message(
+    transaction_id: str,
+    customer_id: str,
+    status: str,
+    score: float,
+    reasons: str,
+    model_version: str,
+    event_iso: str,
+    decided_iso: str,
+) -> tuple[bytes, bytes]:
+    """(key, value) of a `payments.decisions` record (CONTRACTS §1, Decision): the stored row, as JSON."""
+    return customer_id.encode("utf-8"), orjson.dumps(
+        {
+            "transaction_id": transaction_id,
+            "customer_id": customer_id,
+            "status": status,
+            "score": score,
+            "reasons": reasons.split(",") if reasons else [],
+            "model_version": model_version,
+            "event_time": event_iso,
+            "decided_at": decided_iso,
+        }
+    )
+
+
+def iso_z(epoch_us: np.ndarray) -> list[str]:
+    """ISO-8601 UTC with microseconds and a Z, for a column of epoch microseconds."""
+    return [text + "Z" for text in np.datetime_as_string(epoch_us.astype("datetime64[us]"), unit="us").tolist()]

@@ -1,4 +1,4 @@
-"""Builds a scorer from configuration and runs it until stopped: shared by the CLI and the Dagster job."""
+"""Builds a scorer from its configuration and runs it until stopped: shared by the CLI and the Dagster job."""
 
 from __future__ import annotations
 
@@ -7,55 +7,79 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
-from payment_platform.kafka.clients import check_broker, ensure_topics, payment_producer, scorer_consumer
+from confluent_kafka import Consumer
+
+from payment_platform.kafka.clients import (
+    check_broker,
+    ensure_topics,
+    partition_count,
+    payment_producer,
+    scorer_consumer,
+)
+from payment_platform.kafka.delivery import DeliveryTracker
 from payment_platform.model import ModelRegistry
 from payment_platform.store.database import connect_store
 from payment_platform.store.writer import ScoreWriter
+from payment_platform.stream.config import ScorerConfig
 from payment_platform.stream.model_source import ModelSource
-from payment_platform.stream.scorer import PaymentScorer, ScorerConfig, ScorerStats
+from payment_platform.stream.repartition import Repartitioner
+from payment_platform.stream.scorer import PaymentScorer
+from payment_platform.stream.sink import ScoreSink
+from payment_platform.stream.stats import ScorerStats
 
 logger = logging.getLogger(__name__)
 
-DLQ_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+DLQ_MAX_MESSAGE_BYTES = 100 * 1024 * 1024  # a topic that let a message in has room for it in its DLQ
 
 
-@dataclass(frozen=True)
-class ScorerSetup:
-    """Everything a scorer process needs to know."""
-
-    bootstrap: str
-    consumer_group: str
-    payment_topic: str
-    labels_topic: str
-    dlq_topic: str
-    db_url: str
-    model_dir: Path
-    batch_size: int = 5_000
-
-
-def build_scorer(setup: ScorerSetup) -> PaymentScorer:
+def build_scorer(config: ScorerConfig, consumer: Consumer | None = None) -> PaymentScorer:
     """Connect to everything and fail fast, with what to fix, when something is missing."""
-    models = ModelSource(ModelRegistry(setup.model_dir))
+    models = ModelSource(ModelRegistry(config.model_dir))
     models.current()  # raises NoPromotedModel before any connection is opened
-    check_broker(setup.bootstrap)
-    engine = connect_store(setup.db_url)
-    ensure_topics(setup.bootstrap, [setup.payment_topic, setup.labels_topic, setup.dlq_topic])
-    config = ScorerConfig(
-        payment_topic=setup.payment_topic,
-        labels_topic=setup.labels_topic,
-        dlq_topic=setup.dlq_topic,
-        batch_size=setup.batch_size,
+    check_broker(config.bootstrap)
+    engine = connect_store(config.db_url, lock_wait_timeout_s=5)
+    inputs = partition_count(config.bootstrap, config.payment_topic)
+    ensure_topics(config.bootstrap, config.topics(), partitions_of={config.by_card_topic: inputs})
+    shards = partition_count(config.bootstrap, config.shard_topic)
+    label_partitions = partition_count(config.bootstrap, config.labels_topic)
+    sink = ScoreSink(
+        ScoreWriter(engine),
+        payment_producer(config.bootstrap, **{"message.max.bytes": DLQ_MAX_MESSAGE_BYTES, "linger.ms": 0}),
+        config.decisions_topic,
+        config.dlq_topic,
+        config.payment_topic,
+        config.consumer_group,
     )
+    repartitioner = None
+    if config.repartition:
+        forward = payment_producer(
+            config.bootstrap,
+            **{
+                "message.max.bytes": DLQ_MAX_MESSAGE_BYTES,
+                "enable.idempotence": True,  # keeps each partition's records in order: watermarks after payments
+                "partitioner": "murmur2_random",  # Java's: a producer keying by card lands where we do
+                "linger.ms": 1,
+            },
+        )
+        repartitioner = Repartitioner(
+            DeliveryTracker(forward, "repartition/DLQ"),
+            config.payment_topic,
+            config.by_card_topic,
+            config.dlq_topic,
+            shards,
+            config.max_idle_ms,
+            config.heartbeat_s,
+        )
     return PaymentScorer(
         config,
-        scorer_consumer(setup.bootstrap, setup.consumer_group),
-        # Forwards a dead letter whatever its size: a topic that let it in has room for it in its DLQ.
-        payment_producer(setup.bootstrap, **{"message.max.bytes": DLQ_MAX_MESSAGE_BYTES}),
-        ScoreWriter(engine),
+        consumer or scorer_consumer(config.bootstrap, config.consumer_group),
+        sink,
         models,
+        repartitioner,
+        inputs,
+        shards,
+        label_partitions,
     )
 
 
@@ -88,13 +112,13 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
 
 
 def run_scorer(
-    setup: ScorerSetup,
+    config: ScorerConfig,
     *,
     max_messages: int | None = None,
     idle_timeout_s: float | None = None,
     on_progress: Callable[[ScorerStats], None] | None = None,
 ) -> ScorerStats:
-    scorer = build_scorer(setup)
+    scorer = build_scorer(config)
     with stop_on_signals() as should_stop:
         stats = scorer.run(
             max_messages=max_messages,

@@ -1,191 +1,93 @@
-"""The streaming scorer: one loop that turns consumed batches into stored decisions.
+"""The streaming scorer: one loop that turns consumed messages into stored decisions.
 
-Per batch: validate → featurise → score → decide → write (one transaction) → DLQ flush → commit
-offsets. Offsets are committed only after the rows are durable, and rows are idempotent on
-`transaction_id`, so a crash anywhere replays the batch without losing or duplicating a payment. The
-write and flush of one batch run on a write-behind thread while the next batch is read and scored; its
-offsets are committed on the loop's own thread once that write is done.
+consume → (stage one) validate and re-key payments by card → (stage two) validate labels, merge payments
+in event time → featurise → decide → hand off to the sink → commit.
+
+One consumer in the scorer group reads three topics: the payments (stage one forwards those of the input
+partitions it owns, `repartition.py`), the card-keyed payments (stage two scores the shards it owns,
+`event_time.py`, `batches.py`) and the labels. The sink (`sink.py`) writes a batch while the next is
+scored; offsets are committed here, on the consumer's own thread (the Kafka client serves one call at a
+time: a commit from another thread starves behind consume() and deadlocks a rebalance), and only once
+what they cover is durable.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from itertools import chain
 
-import numpy as np
-import sqlalchemy as sa
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from payment_platform.features import FEATURE_NAMES, FeatureState
-from payment_platform.features.definitions import DAY_MS, amount_cents
-from payment_platform.features.online import ALLOWED_LATENESS_MS
-from payment_platform.store.database import StoreUnavailable
-from payment_platform.store.feature_history import read_feature_history
-from payment_platform.store.writer import LabelRow, ScoredBatch, ScoreWriter, us_to_datetimes
-from payment_platform.stream.alignment import EventTimeAlignment
-from payment_platform.stream.decisions import DecisionPolicy, Decisions, decide, evaluate_rules
+from payment_platform.features import OnlineFeatures
+from payment_platform.features.definitions import CARD_REACH_MS
+from payment_platform.features.terminal_feed import TerminalFeed
+from payment_platform.store.stream_state import card_history, newest_event_us, stored_payments
+from payment_platform.store.terminal_feed import StoreTerminalSource
+from payment_platform.stream.batches import BatchMaker
+from payment_platform.stream.config import ScorerConfig
+from payment_platform.stream.event_time import EventTimeMerge, LabelProgress
 from payment_platform.stream.faults import crash_point
-from payment_platform.stream.model_source import ModelSource, ScoringModel
-from payment_platform.stream.validation import InvalidMessage, Label, Payment, parse_label, parse_payment
+from payment_platform.stream.intake import DeadLetter, keyed_by_card, label_of, now_us, payment_of
+from payment_platform.stream.model_source import ModelSource
+from payment_platform.stream.records import RoutedPayment, decode
+from payment_platform.stream.repartition import Repartitioner
+from payment_platform.stream.shared_watermark import SharedWatermark
+from payment_platform.stream.sink import ScoreSink, WriteOutcome
+from payment_platform.stream.stats import ScorerStats
+from payment_platform.stream.validation import Label
 
 logger = logging.getLogger(__name__)
 
-_FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
-RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0  # backoff of a batch's write while the database is unreachable
 
-
-@dataclass(frozen=True)
-class ScorerConfig:
-    payment_topic: str
-    labels_topic: str
-    dlq_topic: str
-    batch_size: int = 5_000
-    poll_timeout_s: float = 0.1
-    progress_interval_s: float = 10.0
-    max_skew_ms: int = DAY_MS  # event time by which a payment partition may run ahead of the others
-
-
-@dataclass
-class ScorerStats:
-    """Running totals, reported as progress and returned at the end."""
-
-    consumed: int = 0
-    scored: int = 0
-    duplicates: int = 0
-    invalid: int = 0
-    labels: int = 0
-    batches: int = 0
-    lag: int | None = None
-    interrupted: bool = False  # stopped by SIGINT/SIGTERM (a run terminated from the UI)
-    started: float = field(default_factory=time.monotonic)
-    by_status: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        return self.consumed / max(time.monotonic() - self.started, 1e-9)
-
-    def summary(self) -> str:
-        lag = "?" if self.lag is None else f"{self.lag:,}"
-        return (
-            f"scored {self.scored:,} payments ({self.rate:,.0f}/s), {self.invalid:,} to DLQ, "
-            f"{self.duplicates:,} duplicates, {self.labels:,} labels, consumer lag ~{lag}"
-        )
-
-
-@dataclass
-class _Batch:
-    """One consumed batch, split by what each message is."""
-
-    payments: list[Payment] = field(default_factory=list)
-    payment_offsets: list[tuple[int, int]] = field(default_factory=list)
-    labels: list[Label] = field(default_factory=list)
-    invalid: list[tuple[Message, str]] = field(default_factory=list)
-    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    payment_messages: int = 0
-    deferred: int = 0  # messages left for later by the event-time alignment
-
-
-def score_and_decide(model: ScoringModel, features: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, Decisions]:
-    """Fraud probabilities and decisions (status, reason codes) of a featurised batch."""
-    score = model.predict_proba(features[:, model.feature_index])
-
-    def feature(name: str) -> np.ndarray:
-        return features[:, _FEATURE_INDEX[name]]
-
-    rules = evaluate_rules(
-        DecisionPolicy(model.review_threshold, model.decline_threshold),
-        score,
-        amount,
-        feature("card_count_10m"),
-        feature("card_count_1h"),
-        feature("card_count_30d"),
-        feature("amount_to_card_mean_30d"),
-    )
-    return score, decide(rules, len(score))
-
-
-@dataclass(frozen=True)
-class WriteOutcome:
-    scored: int  # payments in the batch
-    inserted: int  # of them, new rows (the rest were stored already)
-
-
-class WriteBehind:
-    """Runs each batch's write (rows, then dead letters) on one background thread while the loop reads and
-    scores the next batch, and commits the batch's offsets once the write is done.
-
-    At most one batch is in flight, so offsets are committed in order and only after their rows are
-    written. `written` (counting and committing) runs on the caller's thread, the consumer's: the Kafka
-    client serves one call at a time, and a commit from another thread starves behind a loop of consume()
-    calls (and deadlocks a rebalance callback that waits for it). A failed write surfaces in the loop at
-    the next batch."""
-
-    def __init__(self, written: Callable[[WriteOutcome, list[TopicPartition]], None]) -> None:
-        self._written = written
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-writer")
-        self._pending: tuple[Future[WriteOutcome], list[TopicPartition]] | None = None
-
-    def submit(self, store: Callable[[], WriteOutcome], offsets: list[TopicPartition]) -> None:
-        self.wait()
-        self._pending = (self._pool.submit(store), offsets)
-
-    def wait(self) -> None:
-        """Until the batch in flight is written, then hand over its outcome and offsets; re-raises a failed
-        write."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            outcome, offsets = pending
-            self._written(outcome.result(), offsets)
-
-    def close(self) -> None:
-        try:
-            self.wait()
-        finally:
-            self._pool.shutdown(wait=True)
-
-
-def _partition_list(partitions: list[TopicPartition]) -> str:
+def _names(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "no partitions"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
 class PaymentScorer:
-    """Consumes payments and labels, scores payments, stores decisions."""
+    """Consumes payments and labels, scores payments, stores and publishes decisions."""
 
     def __init__(
         self,
         config: ScorerConfig,
         consumer: Consumer,
-        dlq_producer: Producer,
-        writer: ScoreWriter,
+        sink: ScoreSink,
         models: ModelSource,
-        features: FeatureState | None = None,
+        repartitioner: Repartitioner | None,
+        inputs: int,
+        shards: int,
+        label_partitions: int,
     ) -> None:
         self.config = config
         self.consumer = consumer
-        self.dlq = dlq_producer
-        self.writer = writer
+        self.sink = sink
         self.models = models
-        # A payment partition may run max_skew_ms ahead of the others: the state waits that much longer
-        # before evicting what the slower ones may still need.
-        self.features = features or FeatureState(ALLOWED_LATENESS_MS + config.max_skew_ms)
+        self.repartitioner = repartitioner
+        self.engine = sink.writer.engine
         self.stats = ScorerStats()
-        self._restored_partitions: set[int] = set()
-        self.alignment = EventTimeAlignment(consumer, config.payment_topic, config.max_skew_ms)
-        # Messages of partitions the alignment holds, in offset order, and the partitions it released.
-        self._set_aside: dict[tuple[str, int], list[Message]] = {}
-        self._released: list[tuple[str, int]] = []
-        self._in_flight = WriteBehind(self._written)
-        self._should_stop: Callable[[], bool] = lambda: False
+        self.features = OnlineFeatures()
+        self.merge = EventTimeMerge(inputs, config.repartition, config.max_idle_ms, config.max_buffered)
+        self.label_progress = LabelProgress()
+        self.watermark = SharedWatermark(
+            self.engine, config.consumer_group, config.shard_topic, shards, config.labels_topic, label_partitions
+        )
+        self.batches = BatchMaker(
+            config,
+            self.features,
+            TerminalFeed(self.features.terminals, StoreTerminalSource(self.engine)),
+            self.watermark,
+            models,
+            lambda ids: stored_payments(self.engine, ids),
+            self.stats,
+        )
+        self._labels: list[tuple[int, Label]] = []
+        self._dead_letters: list[DeadLetter] = []
+        self._dirty = False  # something consumed since the last cut
+        self._last_cut = 0.0
+        self._status_at = 0.0
+        self._stage_one_invalid = 0
+        self._assigned_at: float | None = None
 
     def run(
         self,
@@ -195,251 +97,266 @@ class PaymentScorer:
         should_stop: Callable[[], bool] = lambda: False,
         on_progress: Callable[[ScorerStats], None] | None = None,
     ) -> ScorerStats:
-        """Score until stopped, `max_messages` consumed or `idle_timeout_s` without a message."""
-        self._should_stop = should_stop
-        assigned: dict[str, float | None] = {"at": None}
-
-        def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-            logger.info("assigned %s", _partition_list(partitions))
-            self._restore_features({tp.partition for tp in partitions if tp.topic == self.config.payment_topic})
-            self.alignment.assigned(partitions)
-            assigned["at"] = assigned["at"] or time.monotonic()
-
-        def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-            logger.info("revoked %s (a rebalance, or the group was lost)", _partition_list(partitions))
-            self._in_flight.wait()  # commit what was read from them while they are still ours
-            self.alignment.revoked(partitions)
-            for tp in partitions:  # what was set aside is read again by the partition's next owner
-                self._set_aside.pop((tp.topic, tp.partition), None)
-
-        self.consumer.subscribe(
-            [self.config.payment_topic, self.config.labels_topic], on_assign=on_assign, on_revoke=on_revoke
-        )
-        last_message = last_progress = time.monotonic()
+        """Score until stopped, `max_messages` payments handled or `idle_timeout_s` without a message."""
+        self.sink.should_stop = should_stop
+        topics = [self.config.shard_topic, self.config.labels_topic]
+        if self.repartitioner is not None:
+            topics.append(self.config.payment_topic)
+        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        last_record = last_progress = time.monotonic()
         try:
             while not should_stop():
-                budget = self.config.batch_size
-                if max_messages is not None:
-                    budget = min(budget, max_messages - self.stats.consumed)
-                    if budget <= 0:
-                        break
-                messages = self.consumer.consume(budget, self.config.poll_timeout_s)
-                had_records = self._process(messages)
-                if not had_records:
-                    self._in_flight.wait()  # nothing new to overlap with: commit the last batch now
-                now = time.monotonic()  # after processing: a wait for the database is not idleness
-                if had_records or assigned["at"] is None:
-                    last_message = now
-                elif idle_timeout_s is not None and now - max(last_message, assigned["at"]) >= idle_timeout_s:
+                if max_messages is not None and self.stats.handled >= max_messages and not self.sink.busy:
+                    break
+                messages = self.consumer.consume(self.config.batch_size, self.config.poll_timeout_s)
+                if self._route(messages):
+                    last_record = time.monotonic()
+                self._cut()
+                self._commit(self.repartitioner.committable() if self.repartitioner else [])
+                now = time.monotonic()
+                if self._assigned_at is None:
+                    last_record = now  # idle only counts once the group has given this scorer partitions
+                if idle_timeout_s is not None and now - last_record >= idle_timeout_s and not self.sink.busy:
                     logger.info("no message for %.0fs: stopping", idle_timeout_s)
                     break
-                if on_progress and now - last_progress >= self.config.progress_interval_s:
-                    self.stats.lag = self.consumer_lag()
-                    on_progress(self.stats)
+                if now - last_progress >= self.config.progress_interval_s:
+                    self._report(on_progress)
                     last_progress = now
         finally:
-            try:
-                self._in_flight.close()
-            finally:
-                self.stats.lag = self.consumer_lag()
-                self.consumer.close()
-            logger.info("scorer stopped: %s", self.stats.summary())
+            self._close()
         return self.stats
 
-    def _process(self, messages: list[Message]) -> bool:
-        """Handle one consumed batch end to end; False when it held no record."""
-        batch = self._split(messages)
-        if not batch.offsets:
-            self._released = self.alignment.finish_batch()
-            return batch.deferred > 0
-        if batch.payments:
+    # --- routing ------------------------------------------------------------------------------------
+
+    def _route(self, messages: list[Message]) -> int:
+        """Hand each message to its stage; the number of payments and labels among them."""
+        now = now_us()
+        records = 0
+        config = self.config
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._consumer_error(message, error)
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic == config.labels_topic:
+                label = label_of(message, now)
+                if isinstance(label, DeadLetter):
+                    self._dead_letters.append(label)
+                    self.stats.invalid += 1
+                    self.label_progress.consumed(partition, offset, None)
+                else:
+                    self._labels.append((partition, label))
+                    self.stats.labels += 1
+                    self.label_progress.consumed(partition, offset, label.labelled_us)
+                records += 1
+            elif self.repartitioner is not None and topic == config.payment_topic:
+                self.repartitioner.take(message, now)
+                self.stats.consumed += 1
+                records += 1
+                continue  # stage one: no cut needed for it
+            elif self.repartitioner is not None:
+                record = decode(message.value())  # our own topic: a payment or a watermark
+                if isinstance(record, RoutedPayment):
+                    self.merge.add(partition, offset, record)
+                    records += 1
+                else:
+                    self.merge.watermark(partition, offset, record)
+            else:
+                routed = payment_of(message, now)
+                self.stats.consumed += 1
+                records += 1
+                if isinstance(routed, DeadLetter):
+                    self._dead_letters.append(routed)
+                    self.stats.invalid += 1
+                    self.merge.skipped(partition, offset)
+                    continue
+                if not keyed_by_card(message, routed):
+                    self.stats.mis_keyed += 1
+                self.merge.add(partition, offset, routed)
+            self._dirty = True
+        if self.repartitioner is not None:
+            self.repartitioner.flush()
+            counts = self.repartitioner.counts
+            self.stats.invalid += counts.dead_lettered - self._stage_one_invalid
+            self._stage_one_invalid = counts.dead_lettered
+            self.stats.mis_keyed = counts.mis_keyed
+        if self.merge.buffered:
             crash_point("consumed")
-        scored = self._score(batch.payments, batch.payment_offsets)
-        if batch.payments:
+        return records
+
+    def _consumer_error(self, message: Message, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            topic, partition = message.topic(), message.partition()
+            if topic == self.config.labels_topic:
+                self.label_progress.at_end(partition, now_us())
+                self._dirty = True
+            elif self.repartitioner is not None and topic == self.config.payment_topic:
+                self.repartitioner.at_end(partition)
+            else:
+                self.merge.at_end(partition)
+                self._dirty = True
+            return
+        if error.retriable() or not error.fatal():
+            logger.warning("consumer error (will retry): %s", error.str())
+            return
+        raise RuntimeError(f"fatal Kafka consumer error: {error.str()}")
+
+    # --- batches ------------------------------------------------------------------------------------
+
+    def _cut(self) -> None:
+        """Cut and submit a batch when there is something to decide or record; collect finished writes."""
+        if (outcome := self.sink.poll()) is not None:
+            self._written(outcome)
+        now = time.monotonic()
+        heartbeat = now - self._last_cut >= self.config.heartbeat_s
+        if not (self._dirty or self.merge.buffered or heartbeat):
+            return
+        batch = self.batches.cut(self.merge, self.label_progress, self._labels, self._dead_letters, now_us())
+        nothing = not (len(batch.scored) or batch.labels or batch.dead_letters or batch.republish)
+        if nothing and not heartbeat and not self._dirty:
+            return
+        self._labels, self._dead_letters, self._dirty = [], [], False
+        self._last_cut = now
+        batch.offsets = self._offsets()
+        if now - self._status_at >= self.config.progress_interval_s:
+            batch.status = self.stats.status_row(self.config.consumer_group, running=True)
+            self._status_at = now
+        if len(batch.scored):
             crash_point("scored")
-        labelled_at = us_to_datetimes(np.fromiter((lb.labelled_us for lb in batch.labels), dtype=np.int64))
-        label_rows = [
-            LabelRow(lb.transaction_id, lb.is_fraud, at) for lb, at in zip(batch.labels, labelled_at, strict=True)
-        ]
-        if batch.labels:  # before the next batch is featurised, as when written in line
-            self.features.add_labels([lb.transaction_id for lb in batch.labels], [lb.is_fraud for lb in batch.labels])
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in batch.offsets.items()]
-        self._in_flight.submit(lambda: self._store(scored, label_rows, batch.invalid), offsets)
-        self._released = self.alignment.finish_batch()
-        self.stats.consumed += batch.payment_messages
-        self.stats.invalid += len(batch.invalid)
-        self.stats.labels += len(batch.labels)
         self.stats.batches += 1
-        return True
+        if (outcome := self.sink.submit(batch)) is not None:
+            self._written(outcome)
+        pause, resume = self.merge.to_pause()
+        if pause:
+            self.consumer.pause([TopicPartition(self.config.shard_topic, shard) for shard in pause])
+        if resume:
+            self.consumer.resume([TopicPartition(self.config.shard_topic, shard) for shard in resume])
 
-    def _store(self, scored: ScoredBatch, labels: list[LabelRow], invalid: list[tuple[Message, str]]) -> WriteOutcome:
-        """Write and dead-letter one batch (on the write-behind thread, batches in order)."""
-        scored = replace(scored, scored_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
-        inserted = self._write(scored, labels)
-        self._send_to_dlq(invalid)
-        if len(scored):
-            crash_point("written")
-        return WriteOutcome(len(scored), inserted)
+    def _offsets(self) -> list[TopicPartition]:
+        """What this batch covers: each shard up to its oldest payment still held, each label partition
+        up to its last label."""
+        offsets = []
+        for shard in self.merge.shards:
+            if (offset := self.merge.commit_offset(shard)) is not None:
+                offsets.append(TopicPartition(self.config.shard_topic, shard, offset))
+        for partition in self.label_progress.partitions:
+            if (offset := self.label_progress.next_offset(partition)) is not None:
+                offsets.append(TopicPartition(self.config.labels_topic, partition, offset))
+        return offsets
 
-    def _written(self, outcome: WriteOutcome, offsets: list[TopicPartition]) -> None:
-        """Count a written batch and commit its offsets (on the loop's thread, which alone touches stats)."""
+    def _written(self, outcome: WriteOutcome) -> None:
+        """A batch is durable: count it, forget what is no longer in flight, commit its offsets."""
+        batch = outcome.batch
         self.stats.scored += outcome.inserted
-        self.stats.duplicates += outcome.scored - outcome.inserted
+        self.stats.decisions += outcome.decisions
+        self.stats.conflicts += len(outcome.lost)
+        for row in outcome.lost:  # another payment took its transaction_id meanwhile: it never counted
+            self.features.cards(int(batch.scored.shard[row])).remove(
+                batch.scored.customer_id[row],
+                int(batch.scored.event_us[row]) // 1_000,
+                round(float(batch.scored.amount[row]) * 100),
+            )
+        for (topic, partition), progress in batch.progress.items():
+            if topic == self.config.shard_topic:
+                self.watermark.advance((topic, partition), progress)
+        self.batches.written(batch)
+        self._commit(batch.offsets)
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        owned = set(self.consumer.assignment()) if offsets else set()
+        offsets = [tp for tp in offsets if TopicPartition(tp.topic, tp.partition) in owned]
+        if not offsets:
+            return
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            # The rows are written: a lost commit only means the batch is read again later, and absorbed.
+            # What they cover is written: a lost commit only means it is read again, and absorbed.
             logger.warning("offset commit failed (%s): the batch will be read again and absorbed", exc.args[0])
 
-    def _write(self, scored: ScoredBatch, labels: list[LabelRow]) -> int:
-        """The batch's write, retried with backoff while the database is unreachable: nothing is committed
-        to Kafka meanwhile, and the loop waits (backpressure) instead of piling up batches."""
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                return self.writer.write(scored, labels)
-            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-                self.writer.engine.dispose()  # drop pooled connections to the lost server
-                if self._should_stop():
-                    raise StoreUnavailable(f"stopping with the score store unreachable: {_first_line(exc)}") from None
-                logger.warning(
-                    "score store unreachable (%s): %d payments and %d labels not written, offsets not committed; "
-                    "retrying in %.1fs",
-                    _first_line(exc),
-                    len(scored),
-                    len(labels),
-                    delay,
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+    # --- partitions ---------------------------------------------------------------------------------
 
-    def _restore_features(self, partitions: set[int]) -> None:
-        """Rebuild the feature state of newly assigned partitions from the score store, so the first
-        payment after a restart or rebalance gets the features an uninterrupted scorer would give it."""
-        partitions -= self._restored_partitions
-        if not partitions:
-            return
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.info("assigned %s", _names(partitions))
+        self._assigned_at = self._assigned_at or time.monotonic()
+        config = self.config
+        shards = [tp.partition for tp in partitions if tp.topic == config.shard_topic]
+        labels = [tp.partition for tp in partitions if tp.topic == config.labels_topic]
+        self.watermark.take_over([(config.shard_topic, s) for s in shards] + [(config.labels_topic, p) for p in labels])
+        for shard in shards:
+            self._restore(shard)
+            self.merge.assigned(shard)
+        for partition in labels:
+            self.label_progress.assigned(partition)
+        if self.repartitioner is not None:
+            self.repartitioner.assigned([tp.partition for tp in partitions if tp.topic == config.payment_topic])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.info("revoked %s (a rebalance, or the group was lost)", _names(partitions))
+        if (outcome := self.sink.wait()) is not None:  # commit what was read from them while still ours
+            self._written(outcome)
+        if self.repartitioner is not None:
+            self.repartitioner.records.producer.flush(10)
+            self.repartitioner.records.poll()
+            self._commit(self.repartitioner.committable())
+        config = self.config
+        for tp in partitions:
+            if tp.topic == config.shard_topic:
+                self.merge.revoked(tp.partition)
+                self.features.shards.pop(tp.partition, None)
+            elif tp.topic == config.labels_topic:
+                self.label_progress.revoked(tp.partition)
+            if tp.topic != config.payment_topic:
+                self.watermark.give_up([(tp.topic, tp.partition)])
+        if self.repartitioner is not None:
+            self.repartitioner.revoked([tp.partition for tp in partitions if tp.topic == config.payment_topic])
+        # The client keeps a partition's pause across losing it: whoever gets it next must find it flowing.
+        with contextlib.suppress(KafkaException):
+            consumer.resume(partitions)
+
+    def _restore(self, shard: int) -> None:
+        """Rebuild the cards of a newly assigned shard from the score store: the first payment after a
+        restart or rebalance gets the features an uninterrupted scorer would give it."""
         started = time.monotonic()
-        history = read_feature_history(
-            self.writer.engine, partitions, dt.timedelta(milliseconds=self.features.reach_ms)
-        )
-        self.features.restore(
-            history.payments, history.labels["transaction_id"].tolist(), history.labels["is_fraud"].tolist()
-        )
-        self._restored_partitions |= partitions
-        logger.info(
-            "feature state of partitions %s restored from %s stored payments and %s labels in %.1fs: %s cards",
-            sorted(partitions),
-            f"{len(history.payments):,}",
-            f"{len(history.labels):,}",
-            time.monotonic() - started,
-            f"{self.features.active_cards:,}",
-        )
-
-    def _split(self, messages: list[Message]) -> _Batch:
-        batch = _Batch()
-        alignment = self.alignment
-        alignment.start_batch()
-        now_us = time.time_ns() // 1_000
-        seen: set[str] = set()
-        set_aside = self._set_aside
-        released = [message for key in self._released for message in set_aside.pop(key, ())]
-        self._released = []
-        for message in chain(released, messages):
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    alignment.at_end((message.topic(), message.partition()))
-                    continue
-                if error.retriable() or not error.fatal():
-                    logger.warning("consumer error (will retry): %s", error.str())
-                    continue
-                raise RuntimeError(f"fatal Kafka consumer error: {error.str()}")
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            key = (topic, partition)
-            if key in set_aside:  # a held partition: its messages wait in order until it is released
-                set_aside[key].append(message)
-                batch.deferred += 1
-                continue
-            record_us = message.timestamp()[1] * 1_000
-            try:
-                if topic == self.config.labels_topic:
-                    label = parse_label(message.value(), record_us, now_us)
-                    alignment.observe(key, label.labelled_us // 1_000)
-                    batch.labels.append(label)
-                    batch.offsets[key] = offset
-                    continue
-                payment = parse_payment(message.value(), record_us, now_us)
-            except InvalidMessage as exc:
-                alignment.observe(key, 0)  # no trustworthy event time: the partition's progress is unchanged
-                batch.invalid.append((message, str(exc)))
-                batch.offsets[key] = offset
-                batch.payment_messages += topic == self.config.payment_topic
-                continue
-            if not alignment.admit(key, payment.event_us // 1_000):
-                set_aside[key] = [message]
-                batch.deferred += 1
-                continue
-            batch.offsets[key] = offset
-            batch.payment_messages += 1
-            if payment.transaction_id in seen:  # the first one in the batch stands
-                self.stats.duplicates += 1
-                continue
-            seen.add(payment.transaction_id)
-            batch.payments.append(payment)
-            batch.payment_offsets.append((partition, offset))
-        return batch
-
-    def _score(self, payments: list[Payment], offsets: list[tuple[int, int]]) -> ScoredBatch:
-        if not payments:
-            return ScoredBatch.empty()
-        model = self.models.current()
-        n = len(payments)
-        transaction_ids, cards, terminals, amounts, currencies, event_times = map(list, zip(*payments, strict=True))
-        event_us = np.array(event_times, dtype=np.int64)
-        amount = np.array(amounts, dtype=np.float64)
-        features = self.features.featurise_columns(transaction_ids, cards, terminals, event_us // 1_000, amount)
-        score, decisions = score_and_decide(model, features, amount)
-        for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
-            self.stats.by_status[status] = self.stats.by_status.get(status, 0) + int(count)
-        where = np.array(offsets, dtype=np.int64).reshape(n, 2)
-        return ScoredBatch(
-            transaction_id=transaction_ids,
-            customer_id=cards,
-            terminal_id=terminals,
-            amount=amount_cents(amount) / 100,  # what the feature state summed, so a restore sums the same
-            currency=currencies,
-            event_us=event_us,
-            score=score,
-            status=decisions.status.tolist(),
-            reasons=decisions.reasons.tolist(),
-            model_version=model.version,
-            kafka_partition=where[:, 0],
-            kafka_offset=where[:, 1],
-        )
-
-    def _send_to_dlq(self, invalid: list[tuple[Message, str]]) -> None:
-        """Forward invalid messages unchanged, with the reason; flushed before offsets commit."""
-        if not invalid:
+        newest = newest_event_us(self.engine, shard)
+        state = self.features.cards(shard)
+        if newest is None:
             return
-        for message, reason in invalid:
-            self.dlq.produce(
-                self.config.dlq_topic,
-                key=message.key(),
-                value=message.value(),
-                headers=[
-                    ("error", reason.encode("utf-8", "replace")),
-                    ("source.topic", message.topic().encode()),
-                    ("source.partition", str(message.partition()).encode()),
-                    ("source.offset", str(message.offset()).encode()),
-                ],
-            )
-        delay = RETRY_FIRST_S
-        while remaining := self.dlq.flush(delay):
-            if self._should_stop():
-                raise RuntimeError(f"stopping with {remaining} DLQ messages not delivered; offsets not committed")
-            logger.warning("%d DLQ messages not delivered yet (broker unreachable?); offsets not committed", remaining)
-            delay = min(delay * 2, RETRY_MAX_S)
+        since = newest - (CARD_REACH_MS + 2 * self.features.allowed_lateness_ms) * 1_000
+        history = card_history(self.engine, shard, since)
+        state.add(history.cards, history.t_ms.tolist(), history.cents.tolist())
+        logger.info(
+            "cards of shard %d restored from %s stored payments in %.1fs: %s cards",
+            shard,
+            f"{len(history.cards):,}",
+            time.monotonic() - started,
+            f"{len(state):,}",
+        )
+
+    # --- reporting and shutdown ---------------------------------------------------------------------
+
+    def _report(self, on_progress: Callable[[ScorerStats], None] | None) -> None:
+        self.stats.lag = self.consumer_lag()
+        self.stats.buffered = self.merge.buffered
+        waiting = self.merge.waiting()
+        self.stats.waiting_on = ", ".join(f"shard {s}: {why}" for s, why in sorted(waiting.items())[:3])
+        if on_progress is not None:
+            on_progress(self.stats)
+
+    def _close(self) -> None:
+        try:
+            if (outcome := self.sink.close()) is not None:
+                self._written(outcome)
+            if self.repartitioner is not None:
+                self.repartitioner.flush()
+                self.repartitioner.records.producer.flush(10)
+                self.repartitioner.records.poll()
+                self._commit(self.repartitioner.committable())
+        finally:
+            self.stats.lag = self.consumer_lag()
+            self.stats.buffered = self.merge.buffered
+            self.consumer.close()
+            logger.info("scorer stopped: %s", self.stats.summary())
 
     def consumer_lag(self) -> int | None:
         """Messages behind the end of the assigned partitions (approximate: from watermarks)."""

@@ -56,6 +56,7 @@ class Label:
     transaction_id: str
     is_fraud: bool
     labelled_us: int
+    source: str | None = None  # e.g. "chargeback", "analyst:<name>"
 
 
 class _IntegerToken(str):
@@ -156,7 +157,7 @@ class _UsualPayment(msgspec.Struct):
 
     transaction_id: _Id | int
     customer_id: _Id
-    amount: Annotated[float, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
+    amount: Annotated[float, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
     terminal_id: _Id | None = None
     currency: str | None = None
     timestamp: dt.datetime | float | None = None
@@ -188,11 +189,7 @@ def _accept_usual(usual: _UsualPayment, record_us: int, now_us: int) -> Payment 
             return None
     currency = DEFAULT_CURRENCY if usual.currency is None else usual.currency
     timestamp = usual.timestamp
-    if (
-        round(usual.amount * 100) == 0
-        or not _CURRENCY.fullmatch(currency)
-        or (isinstance(timestamp, dt.datetime) and timestamp.tzinfo is None)
-    ):
+    if not _CURRENCY.fullmatch(currency) or (isinstance(timestamp, dt.datetime) and timestamp.tzinfo is None):
         return None
     try:
         if isinstance(timestamp, dt.datetime):
@@ -219,10 +216,8 @@ def _parse_any_payment(value: bytes | None, record_us: int, now_us: int) -> Paym
     amount = float(amount)
     if not math.isfinite(amount):
         raise InvalidMessage("amount must be finite")
-    if not 0 < amount <= MAX_AMOUNT:
-        raise InvalidMessage(f"amount must be > 0 and <= {MAX_AMOUNT:,.0f}, got {amount!r}")
-    if round(amount * 100) == 0:  # stored in whole cents (features.definitions.amount_cents): it would be 0.00
-        raise InvalidMessage(f"amount must be at least one cent, got {amount!r}")
+    if not 0 <= amount <= MAX_AMOUNT:  # zero: a card check, which card testers use
+        raise InvalidMessage(f"amount must be >= 0 and <= {MAX_AMOUNT:,.0f}, got {amount!r}")
 
     terminal_id = DEFAULT_TERMINAL if document.get("terminal_id") is None else _identifier(document, "terminal_id")
 
@@ -237,8 +232,57 @@ def _parse_any_payment(value: bytes | None, record_us: int, now_us: int) -> Paym
     return Payment(transaction_id, customer_id, terminal_id, amount, currency, event_us)
 
 
+class _UsualLabel(msgspec.Struct):
+    """A label of the usual shape, as msgspec decodes and type-checks it."""
+
+    transaction_id: _Id | int
+    is_fraud: bool | int
+    labelled_at: dt.datetime | float | None = None
+    source: _Id | None = None
+
+
+_USUAL_LABEL = msgspec.json.Decoder(_UsualLabel)
+
+
 def parse_label(value: bytes | None, record_us: int, now_us: int) -> Label:
     """The label in a `payment-labels` message; `record_us` is the Kafka record timestamp."""
+    if value is not None and len(value) <= MAX_MESSAGE_BYTES:
+        try:
+            usual = _USUAL_LABEL.decode(value)
+        except (msgspec.MsgspecError, ValueError, RecursionError):  # the general path says what is wrong
+            pass
+        else:
+            label = _accept_usual_label(usual, record_us, now_us)
+            if label is not None:
+                return label
+    return _parse_any_label(value, record_us, now_us)
+
+
+def _accept_usual_label(usual: _UsualLabel, record_us: int, now_us: int) -> Label | None:
+    """The label if it passes every rule of `_parse_any_label`; None leaves the verdict to it."""
+    transaction_id = usual.transaction_id
+    if isinstance(transaction_id, int):
+        transaction_id = str(transaction_id)
+        if len(transaction_id) > MAX_ID_LENGTH:
+            return None
+    flag = usual.is_fraud
+    if not isinstance(flag, bool) and flag not in (0, 1):
+        return None
+    at = usual.labelled_at
+    if isinstance(at, dt.datetime) and at.tzinfo is None:
+        return None
+    try:
+        if isinstance(at, dt.datetime):
+            labelled_us = _datetime_us(at, "labelled_at", now_us)
+        else:
+            labelled_us = _epoch_us(record_us / 1e6 if at is None else at, "labelled_at", now_us)
+    except InvalidMessage:
+        return None
+    return Label(transaction_id, bool(flag), labelled_us, usual.source)
+
+
+def _parse_any_label(value: bytes | None, record_us: int, now_us: int) -> Label:
+    """The general path: any message, with a reason for each rule it breaks."""
     document = _decode_object(value, "label")
     transaction_id = _identifier(document, "transaction_id", integer_from=value)
     is_fraud = document.get("is_fraud")
@@ -252,4 +296,5 @@ def parse_label(value: bytes | None, record_us: int, now_us: int) -> Label:
         raise InvalidMessage(f"is_fraud must be true, false, 0 or 1, got {str(is_fraud)[:20]!r}")
     labelled_at = document.get("labelled_at")
     labelled_us = _epoch_us(record_us / 1e6 if labelled_at is None else labelled_at, "labelled_at", now_us)
-    return Label(transaction_id, flag, labelled_us)
+    source = None if document.get("source") is None else _identifier(document, "source")
+    return Label(transaction_id, flag, labelled_us, source)

@@ -1,0 +1,217 @@
+"""Stage two's event-time merge: payments are featurised in event-time order, whatever their delivery.
+
+Each card-keyed partition ("shard") this scorer owns buffers its payments until no earlier one can still
+arrive: every input partition has sent a later payment, or is idle (stage one's watermarks, carried in
+the shard itself, stream/records.py). Without the repartition stage the shard is the input partition,
+and its own progress says the same. A payment is then released when, in addition, the group has written
+the labels and the payments its features reach back to (the shared watermark, stream/shared_watermark.py).
+A released batch holds every payment of a millisecond or none, so ties are featurised together.
+
+Labels are never held: they are read as fast as they come, and applied to the state at once (a label
+changes nothing before it is visible). A label partition's progress is the newest labelled_at it has
+delivered, or, once it is at its end, the wall clock: a label that comes later with an older time is late.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from payment_platform.stream.records import RoutedPayment, Watermark
+
+NEVER = -(2**62)  # a bound before every event time: nothing may be released
+ALWAYS = 2**62
+
+
+class Buffered(NamedTuple):
+    """A payment waiting in the merge, with its shard offset (for the commit)."""
+
+    routed: RoutedPayment
+    offset: int
+
+
+@dataclass
+class _Shard:
+    payments: list[Buffered] = field(default_factory=list)
+    inputs: dict[int, Watermark] = field(default_factory=dict)  # with the repartition stage
+    newest_us: int | None = None  # without it: the newest event time consumed
+    end_since: float | None = None  # without it: at its end since (monotonic)
+    next_offset: int | None = None  # after the last message consumed
+    paused: bool = False
+
+
+class EventTimeMerge:
+    """Buffers and releases the payments of the shards this scorer owns."""
+
+    def __init__(self, inputs: int, repartitioned: bool, max_idle_ms: int, max_buffered: int) -> None:
+        self.inputs = inputs  # partitions of the payments topic
+        self.repartitioned = repartitioned
+        self.max_idle_s = max_idle_ms / 1_000
+        self.max_buffered = max_buffered
+        self._shards: dict[int, _Shard] = {}
+        self.buffered = 0
+
+    @property
+    def shards(self) -> list[int]:
+        return list(self._shards)
+
+    def assigned(self, shard: int) -> None:
+        self._shards.setdefault(shard, _Shard())
+
+    def revoked(self, shard: int) -> None:
+        dropped = self._shards.pop(shard, None)
+        if dropped is not None:
+            self.buffered -= len(dropped.payments)
+
+    def add(self, shard: int, offset: int, routed: RoutedPayment) -> None:
+        state = self._shards[shard]
+        state.payments.append(Buffered(routed, offset))
+        state.next_offset = offset + 1
+        state.end_since = None
+        if state.newest_us is None or routed.payment.event_us > state.newest_us:
+            state.newest_us = routed.payment.event_us
+        self.buffered += 1
+
+    def watermark(self, shard: int, offset: int, mark: Watermark) -> None:
+        """A watermark record read in a shard (repartition stage): the input's progress only grows."""
+        state = self._shards[shard]
+        state.next_offset = offset + 1
+        known = state.inputs.get(mark.partition)
+        if known is None or mark.event_us >= known.event_us:
+            state.inputs[mark.partition] = mark
+        else:  # an older owner of the input, replaying: keep the progress, take the idle flag
+            state.inputs[mark.partition] = Watermark(mark.partition, known.event_us, mark.idle)
+
+    def skipped(self, shard: int, offset: int) -> None:
+        """A message of the shard that holds no payment (invalid): it only moves the offset on."""
+        state = self._shards[shard]
+        state.next_offset = offset + 1
+        state.end_since = None
+
+    def at_end(self, shard: int) -> None:
+        state = self._shards.get(shard)
+        if state is not None and state.end_since is None:
+            state.end_since = time.monotonic()
+
+    def input_bound_us(self, shard: int) -> int:
+        """Event time before which no more payment of this shard can arrive (exclusive)."""
+        state = self._shards[shard]
+        if self.repartitioned:
+            if len(state.inputs) < self.inputs:
+                return NEVER
+            active = [mark.event_us for mark in state.inputs.values() if not mark.idle]
+            return min(active) if active else ALWAYS
+        if state.end_since is not None and time.monotonic() - state.end_since >= self.max_idle_s:
+            return ALWAYS
+        return NEVER if state.newest_us is None else state.newest_us
+
+    def release(self, bound_ms: int) -> tuple[list[tuple[int, Buffered]], dict[int, int]]:
+        """The buffered payments that may be featurised now, with the release bound (exclusive, epoch ms)
+        of each shard: every payment of the shard before it is released, now or earlier. A payment is
+        released when its millisecond is before both its shard's input bound and `bound_ms`."""
+        released: list[tuple[int, Buffered]] = []
+        bounds: dict[int, int] = {}
+        for shard, state in self._shards.items():
+            bound = min(self.input_bound_us(shard) // 1_000, bound_ms)
+            bounds[shard] = bound
+            if not state.payments:
+                continue
+            keep = []
+            for entry in state.payments:
+                if entry.routed.payment.event_us // 1_000 < bound:
+                    released.append((shard, entry))
+                else:
+                    keep.append(entry)
+            self.buffered -= len(state.payments) - len(keep)
+            state.payments = keep
+        return released, bounds
+
+    def written_before_us(self, shard: int) -> int:
+        """Once what is released now is written, every payment of the shard before this event time is:
+        the oldest payment still held, or where the inputs are."""
+        state = self._shards[shard]
+        held = min((entry.routed.payment.event_us for entry in state.payments), default=ALWAYS)
+        return min(held, self.input_bound_us(shard))
+
+    def commit_offset(self, shard: int) -> int | None:
+        """The shard offset up to which everything consumed is released: the oldest buffered payment, or
+        the next message."""
+        state = self._shards.get(shard)
+        if state is None:
+            return None
+        if state.payments:
+            return min(entry.offset for entry in state.payments)
+        return state.next_offset
+
+    def to_pause(self) -> tuple[list[int], list[int]]:
+        """(shards to pause, shards to resume): pause those holding payments while the buffers are full."""
+        pause, resume = [], []
+        for shard, state in self._shards.items():
+            if not state.paused and self.buffered > self.max_buffered and state.payments:
+                state.paused = True
+                pause.append(shard)
+            elif state.paused and self.buffered <= self.max_buffered // 2:
+                state.paused = False
+                resume.append(shard)
+        return pause, resume
+
+    def waiting(self) -> dict[int, str]:
+        """What each shard with buffered payments waits for, for the progress line."""
+        reasons = {}
+        for shard, state in self._shards.items():
+            if not state.payments:
+                continue
+            if self.repartitioned and len(state.inputs) < self.inputs:
+                reasons[shard] = f"watermarks of {self.inputs - len(state.inputs)} input partitions"
+            elif self.repartitioned:
+                slowest = min((m for m in state.inputs.values() if not m.idle), key=lambda m: m.event_us, default=None)
+                if slowest is not None:
+                    reasons[shard] = f"input partition {slowest.partition}"
+        return reasons
+
+
+@dataclass
+class _LabelPartition:
+    newest_us: int | None = None
+    at_end_us: int | None = None  # the wall clock when it was last seen at its end, if nothing came since
+    next_offset: int | None = None
+
+
+class LabelProgress:
+    """How far each label partition this scorer owns has delivered its labels, in event time."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[int, _LabelPartition] = {}
+
+    @property
+    def partitions(self) -> list[int]:
+        return list(self._partitions)
+
+    def assigned(self, partition: int) -> None:
+        self._partitions.setdefault(partition, _LabelPartition())
+
+    def revoked(self, partition: int) -> None:
+        self._partitions.pop(partition, None)
+
+    def consumed(self, partition: int, offset: int, labelled_us: int | None) -> None:
+        state = self._partitions[partition]
+        state.next_offset = offset + 1
+        state.at_end_us = None
+        if labelled_us is not None and (state.newest_us is None or labelled_us > state.newest_us):
+            state.newest_us = labelled_us
+
+    def at_end(self, partition: int, now_us: int) -> None:
+        state = self._partitions.get(partition)
+        if state is not None:
+            state.at_end_us = now_us
+
+    def progress_us(self, partition: int) -> int:
+        """Labels of the partition with an earlier labelled_at have all been consumed."""
+        state = self._partitions[partition]
+        if state.at_end_us is not None:
+            return max(state.at_end_us, state.newest_us or NEVER)
+        return NEVER if state.newest_us is None else state.newest_us
+
+    def next_offset(self, partition: int) -> int | None:
+        return self._partitions[partition].next_offset

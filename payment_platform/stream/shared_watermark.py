@@ -1,0 +1,81 @@
+"""The group's shared watermark: how far every scorer of the group has progressed, in event time.
+
+Terminal windows count every card's payments and fraud labels, and another scorer owns most cards. Its
+payments and labels reach this scorer through the score store, so this scorer may only use them up to
+where that scorer has written everything (Flink's watermark: the minimum over all parallel instances).
+Each scorer writes its partitions' progress with its rows (`stream_progress`); the minimum over every
+partition of the shard topic (payments) and of the labels topic is what all of them can rely on.
+
+A partition this scorer owns counts with what it knows itself: payments as written, labels as applied
+(it applies its own labels at once, so they never wait for the store). A scorer that owns every partition
+never reads the table.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from payment_platform.store.stream_state import read_progress
+from payment_platform.stream.event_time import NEVER
+
+
+class SharedWatermark:
+    """Own partitions' progress in memory, the others' from the score store."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        consumer_group: str,
+        shard_topic: str,
+        shards: int,
+        labels_topic: str,
+        label_partitions: int,
+        refresh_s: float = 0.05,
+    ) -> None:
+        self.engine = engine
+        self.consumer_group = consumer_group
+        self.shard_topic = shard_topic
+        self.labels_topic = labels_topic
+        self.shard_keys = [(shard_topic, p) for p in range(shards)]
+        self.label_keys = [(labels_topic, p) for p in range(label_partitions)]
+        self.refresh_s = refresh_s
+        self.own: dict[tuple[str, int], int] = {}  # progress of the partitions this scorer owns
+        self._others: dict[tuple[str, int], int] = {}
+        self._read_at = 0.0
+
+    def take_over(self, keys: list[tuple[str, int]]) -> None:
+        """Partitions newly assigned: they start where their previous owner had written."""
+        stored = read_progress(self.engine, self.consumer_group)
+        for key in keys:
+            self.own[key] = max(self.own.get(key, NEVER), stored.get(key, NEVER))
+
+    def give_up(self, keys: list[tuple[str, int]]) -> None:
+        for key in keys:
+            self.own.pop(key, None)
+
+    def advance(self, key: tuple[str, int], progress_us: int) -> None:
+        if progress_us > self.own.get(key, NEVER):
+            self.own[key] = progress_us
+
+    def payments_us(self) -> int:
+        """Every payment of the group with an earlier event time is in the score store."""
+        return self._minimum(self.shard_keys)
+
+    def labels_us(self) -> int:
+        """Every label of the group with an earlier labelled_at is applied here or in the score store."""
+        return self._minimum(self.label_keys)
+
+    def _minimum(self, keys: list[tuple[str, int]]) -> int:
+        if not keys:
+            return NEVER
+        if any(key not in self.own for key in keys):
+            self._refresh()
+        return min(self.own[key] if key in self.own else self._others.get(key, NEVER) for key in keys)
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._read_at >= self.refresh_s:
+            self._others = read_progress(self.engine, self.consumer_group)
+            self._read_at = now
