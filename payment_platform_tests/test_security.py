@@ -8,8 +8,11 @@ of the source and the deployment files, and checks of the model registry's refus
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.metadata
+import io
 import json
+import logging
 import os
 import pickle
 import re
@@ -17,17 +20,19 @@ import subprocess
 import sys
 import urllib.parse
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
+import skops.io
 import sqlalchemy as sa
 import yaml
 from packaging.requirements import Requirement
 
 from payment_platform.model import ModelRegistry
-from payment_platform.model.registry import InvalidModelVersionError, ModelIntegrityError
+from payment_platform.model.registry import MODEL_FILE, InvalidModelVersionError, ModelIntegrityError
 from payment_platform.settings import redact_url
 from payment_platform.stream.model_source import ModelSource
 from payment_platform.stream.runner import ScorerSetup, build_scorer
@@ -434,10 +439,106 @@ def test_a_tampered_model_is_refused_before_it_is_unpickled(tmp_path: Path) -> N
     version = registry.production_version()
     assert version is not None
     marker = tmp_path / "code-ran"
-    (registry.root / version / "model.joblib").write_bytes(pickle.dumps(_Payload(marker)))
+    (registry.root / version / "model.skops").write_bytes(pickle.dumps(_Payload(marker)))
 
-    with pytest.raises(ModelIntegrityError, match=r"model\.joblib does not match its sha256 checksum"):
+    with pytest.raises(ModelIntegrityError, match=r"model\.skops does not match its sha256 checksum"):
         ModelSource(registry).current()
+    assert not marker.exists()
+
+
+def skops_file_that_calls(function: str, argument: str) -> bytes:
+    """A skops file whose schema asks the loader to call `module.function(argument)` to rebuild it."""
+    inner = skops.io.dumps((argument,))
+    with zipfile.ZipFile(io.BytesIO(inner)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    module, _, name = function.rpartition(".")
+    crafted = {
+        "__class__": name,
+        "__module__": module,
+        "__loader__": "ConstructorFromReduceNode",
+        "content": {k: v for k, v in schema.items() if k not in ("protocol", "_skops_version")},
+        "protocol": schema["protocol"],
+        "_skops_version": schema["_skops_version"],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("schema.json", json.dumps(crafted))
+    return buffer.getvalue()
+
+
+def forge_production(registry: ModelRegistry, model_file: bytes, pointer: str) -> None:
+    """The attack of issue 14: replace the promoted model, rewrite its checksums and the pointer."""
+    version = registry.production_version()
+    assert version is not None
+    folder = registry.root / version
+    (folder / MODEL_FILE).write_bytes(model_file)
+    names = (MODEL_FILE, "features.json", "metadata.json")
+    manifest = "".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+    (folder / "checksum.sha256").write_text(manifest)
+    digest = hashlib.sha256(manifest.encode()).hexdigest()
+    (registry.root / "PRODUCTION").write_text(
+        version + "\n" if pointer == "by hand" else f"{version}\nsha256:{digest}\n"
+    )
+
+
+MALICIOUS_MODELS = {
+    "pickle whose __reduce__ runs code": (lambda marker: pickle.dumps(_Payload(marker)), "not a readable skops model"),
+    "skops file that calls os.mkdir": (
+        lambda marker: skops_file_that_calls("os.mkdir", str(marker)),
+        r"holds types outside the trusted list: .*os\.mkdir",
+    ),
+}
+
+
+@pytest.mark.parametrize("pointer", ["with its digest recomputed", "by hand"])
+@pytest.mark.parametrize("attack", sorted(MALICIOUS_MODELS))
+def test_a_malicious_model_with_rewritten_checksums_and_pointer_never_runs(
+    attack: str, pointer: str, tmp_path: Path
+) -> None:
+    make, reason = MALICIOUS_MODELS[attack]
+    registry = ModelRegistry(tmp_path / "models")
+    small_model_dir(registry.root)
+    marker = tmp_path / "code-ran"
+    forge_production(registry, make(marker), pointer)
+
+    expected = "without the digest promotion writes" if pointer == "by hand" else reason
+    with pytest.raises(ModelIntegrityError, match=expected) as refused:
+        ModelSource(registry).current()
+    assert "\n" not in str(refused.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("pointer", ["with its digest recomputed", "by hand"])
+def test_score_refuses_a_malicious_model_in_one_line(pointer: str, tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    small_model_dir(registry.root)
+    marker = tmp_path / "code-ran"
+    forge_production(registry, pickle.dumps(_Payload(marker)), pointer)
+
+    result = run_cli("score", "--idle-timeout-s", "1", env={"PAYMENT_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"payment-platform score: model {registry.production_version()}") or line.startswith(
+        "payment-platform score: PRODUCTION names model"
+    ), line
+    assert not marker.exists()
+
+
+def test_a_running_scorer_keeps_its_model_when_the_registry_is_forged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    small_model_dir(registry.root)
+    source = ModelSource(registry, refresh_s=0.0)
+    good = source.current()
+    marker = tmp_path / "code-ran"
+    for pointer in ("with its digest recomputed", "by hand"):
+        forge_production(registry, skops_file_that_calls("os.mkdir", str(marker)), pointer)
+        with caplog.at_level(logging.ERROR, logger="payment_platform.stream.model_source"):
+            assert [source.current() for _ in range(3)] == [good] * 3
+    refusals = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(refusals) == 2, refusals  # one line per forgery, not one per check
+    assert all(f"keeping {good.version}" in line and "\n" not in line for line in refusals)
     assert not marker.exists()
 
 
