@@ -29,11 +29,13 @@ import pytest
 import skops.io
 import sqlalchemy as sa
 import yaml
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
 from payment_platform.model import ModelRegistry
 from payment_platform.model.registry import MODEL_FILE, InvalidModelVersionError, ModelIntegrityError
-from payment_platform.settings import redact_url
+from payment_platform.settings import redact_text, redact_url
 from payment_platform.stream.model_source import ModelSource
 from payment_platform.stream.runner import ScorerSetup, build_scorer
 from payment_platform_tests.test_hostile_input import (
@@ -320,6 +322,177 @@ def test_redact_url_masks_every_form_of_the_password() -> None:
     assert redact_url(f"not a url {PASSWORD}") == "<unparseable database URL>"
 
 
+TOKEN = "aB3dE5gH7jK9mN1pQ3rS5tU7vW9"  # what a generated key looks like
+HEX_KEY = "0123456789abcdef0123456789abcdef"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzY29yZXIifQ.c2lnbmF0dXJl"
+ENCODED = urllib.parse.quote(PASSWORD, safe="")
+
+# Every URL form SQLAlchemy accepts for the drivers a deployment may use: (URL, as shown, secrets hidden).
+URL_FORMS = {
+    "user and password": (
+        "mysql+pymysql://scorer:s3cret-pw@db:3306/payments",
+        "mysql+pymysql://scorer:***@db:3306/payments",
+        ["s3cret-pw"],
+    ),
+    "password percent-encoded with @ : / ? #": (
+        f"mysql+pymysql://scorer:{ENCODED}@db/payments",
+        "mysql+pymysql://scorer:***@db/payments",
+        [PASSWORD],
+    ),
+    "password with a raw @": (
+        "mysql+pymysql://scorer:p@ss-word@db/payments",
+        "mysql+pymysql://scorer:***@db/payments",
+        ["p@ss-word", "ss-word"],
+    ),
+    "password only in the query": (
+        "mysql+pymysql://scorer@db/payments?password=s3cret-pw",
+        "mysql+pymysql://scorer@db/payments?password=***",
+        ["s3cret-pw"],
+    ),
+    "query password percent-encoded": (
+        f"mysql+pymysql://scorer@db/payments?password={ENCODED}",
+        "mysql+pymysql://scorer@db/payments?password=***",
+        [PASSWORD],
+    ),
+    "query password in upper case": (
+        "mysql+pymysql://scorer@db/payments?PassWord=s3cret-pw",
+        "mysql+pymysql://scorer@db/payments?PassWord=***",
+        ["s3cret-pw"],
+    ),
+    "passwd and pwd": (
+        "mysql+mysqldb://scorer@db/payments?passwd=s3cret-a&pwd=s3cret-b",
+        "mysql+mysqldb://scorer@db/payments?passwd=***&pwd=***",
+        ["s3cret-a", "s3cret-b"],
+    ),
+    "password given twice": (
+        "postgresql://scorer@db/payments?password=s3cret-a&password=s3cret-b",
+        "postgresql://scorer@db/payments?password=***&password=***",
+        ["s3cret-a", "s3cret-b"],
+    ),
+    "token, secret and api key": (
+        "snowflake://scorer@acct/payments?token=tok-123&client_secret=sec-456&api_key=key-789",
+        "snowflake://scorer@acct/payments?token=***&client_secret=***&api_key=***",
+        ["tok-123", "sec-456", "key-789"],
+    ),
+    "TLS key file and its password": (
+        "mysql+pymysql://scorer:pw-1234@db/payments?ssl_key=/etc/keys/scorer.pem&ssl_ca=/etc/ca.pem&charset=utf8mb4",
+        "mysql+pymysql://scorer:***@db/payments?ssl_key=***&ssl_ca=***&charset=utf8mb4",
+        ["/etc/keys/scorer.pem", "%2Fetc%2Fkeys%2Fscorer.pem", "pw-1234"],
+    ),
+    "postgres sslpassword beside sslmode": (
+        "postgresql+psycopg://scorer@db/payments?sslmode=require&sslpassword=s3cret-pw",
+        "postgresql+psycopg://scorer@db/payments?sslmode=require&sslpassword=***",
+        ["s3cret-pw"],
+    ),
+    "IPv6 host": (
+        "mysql+pymysql://scorer:s3cret-pw@[::1]:3306/payments",
+        "mysql+pymysql://scorer:***@[::1]:3306/payments",
+        ["s3cret-pw"],
+    ),
+    "IPv6 host with a zone": (
+        "mysql+pymysql://scorer:s3cret-pw@[fe80::1%25eth0]:3306/payments?password=other-pw",
+        "mysql+pymysql://scorer:***@[fe80::1%25eth0]:3306/payments?password=***",
+        ["s3cret-pw", "other-pw"],
+    ),
+    "unix socket": (
+        "mysql+pymysql://scorer:s3cret-pw@/payments?unix_socket=/run/mysqld/mysqld.sock",
+        "mysql+pymysql://scorer:***@/payments?unix_socket=/run/mysqld/mysqld.sock",
+        ["s3cret-pw"],
+    ),
+    "unix socket and query password": (
+        "mysql+pymysql://scorer@localhost/payments?unix_socket=/run/mysqld/mysqld.sock&password=s3cret-pw",
+        "mysql+pymysql://scorer@localhost/payments?unix_socket=/run/mysqld/mysqld.sock&password=***",
+        ["s3cret-pw"],
+    ),
+    "odbc_connect string": (
+        "mssql+pyodbc:///?odbc_connect="
+        + urllib.parse.quote_plus("DRIVER={ODBC Driver 18};SERVER=db;UID=scorer;PWD=s3cret-pw"),
+        "mssql+pyodbc:///?odbc_connect=***",
+        ["s3cret-pw"],
+    ),
+    "odbc DSN with a password": (
+        "mssql+pyodbc://scorer:s3cret-pw@payments_dsn",
+        "mssql+pyodbc://scorer:***@payments_dsn",
+        ["s3cret-pw"],
+    ),
+    "oracle service name": (
+        "oracle+oracledb://scorer:s3cret-pw@db:1521/?service_name=PAYMENTS",
+        "oracle+oracledb://scorer:***@db:1521/?service_name=***",
+        ["s3cret-pw"],
+    ),
+    "sqlite absolute path": ("sqlite:////var/lib/payment/payments.db", "sqlite:////var/lib/payment/payments.db", []),
+    "sqlite relative path": ("sqlite:///.payment_platform/payments.db", "sqlite:///.payment_platform/payments.db", []),
+    "sqlite in memory": ("sqlite://", "sqlite://", []),
+    "sqlite URI with options": (
+        "sqlite:///file:payments.db?mode=ro&uri=true",
+        "sqlite:///file%3Apayments.db?mode=***&uri=***",
+        [],
+    ),
+    "a generated token as the user": (
+        f"mysql+pymysql://{TOKEN}@db/payments",
+        "mysql+pymysql://***@db/payments",
+        [TOKEN],
+    ),
+    "a hex key in the database name": (
+        f"mysql+pymysql://scorer@db/payments_{HEX_KEY}",
+        "mysql+pymysql://scorer@db/payments_***",
+        [HEX_KEY],
+    ),
+    "a JWT in a harmless-looking option": (
+        f"mysql+pymysql://scorer@db/payments?charset={JWT}",
+        "mysql+pymysql://scorer@db/payments?charset=***",
+        [JWT],
+    ),
+}
+
+
+@pytest.mark.parametrize("form", sorted(URL_FORMS))
+def test_redact_url_masks_every_credential_in_every_url_form(form: str) -> None:
+    url, expected, secrets = URL_FORMS[form]
+    assert redact_url(url) == expected
+    for secret in secrets:
+        for spelling in secret_forms(secret):
+            assert spelling not in expected, spelling
+    # A driver's error that quotes any of them is masked too, while the rest of it stays readable.
+    message = f"connection failed for {url} ({' '.join(secrets)}) on port 3306"
+    shown = redact_text(message, url)
+    assert shown.startswith(f"connection failed for {expected} (") and shown.endswith(") on port 3306")
+    for secret in secrets:
+        assert secret not in shown
+
+
+def test_redact_text_masks_every_piece_of_a_url_it_cannot_parse() -> None:
+    url = "mysql+pymysql://scorer:s3cret-pw@db:notaport/payments"
+    assert redact_url(url) == "<unparseable database URL>"
+    shown = redact_text("invalid literal for int() with base 10: 's3cret-pw@db:notaport'", url)
+    assert "s3cret-pw" not in shown and "notaport" not in shown
+
+
+_SECRET_KEYS = ["password", "passwd", "pwd", "token", "secret", "ssl_key", "api_key", "odbc_connect", "x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=4, max_size=40),
+    where=st.sampled_from(["userinfo", *_SECRET_KEYS]),
+    key_case=st.sampled_from([str.lower, str.upper, str.title]),
+)
+def test_redact_url_never_shows_a_secret_wherever_it_is_put(secret: str, where: str, key_case) -> None:
+    skeleton = "mysql+pymysql://scorer@db.example:3306/payments?charset=utf8mb4&password="
+    assume(not any(form in skeleton + "***" for form in secret_forms(secret)))
+    if where == "userinfo":
+        url = sa.URL.create("mysql+pymysql", "scorer", secret, "db.example", 3306, "payments")
+    elif where == "odbc_connect":
+        url = sa.URL.create("mssql+pyodbc", query={"odbc_connect": f"DRIVER={{x}};SERVER=db;PWD={secret}"})
+    else:
+        url = sa.URL.create("mysql+pymysql", "scorer", None, "db.example", 3306, "payments", {key_case(where): secret})
+    text = url.render_as_string(hide_password=False)
+    shown = redact_url(text)
+    message = redact_text(f"error near {secret!r} in {text}", text)
+    for form in secret_forms(secret):
+        assert form not in shown and form not in message
+
+
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_help_never_shows_the_database_url(command: str | None, tmp_path: Path) -> None:
     url = f"mysql+pymysql://scorer:{urllib.parse.quote(PASSWORD, safe='')}@127.0.0.1:1/payments"
@@ -332,14 +505,21 @@ def test_help_never_shows_the_database_url(command: str | None, tmp_path: Path) 
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("given_as", ["user info", "query parameter"])
 @pytest.mark.parametrize("where", ["unreachable server", "wrong password"])
 def test_store_errors_of_score_never_show_the_password(
-    where: str, kafka_bootstrap: str, mysql_server_url: str, tmp_path: Path
+    where: str, given_as: str, kafka_bootstrap: str, mysql_server_url: str, tmp_path: Path
 ) -> None:
     small_model_dir(tmp_path / "models")
     server = sa.make_url(mysql_server_url)
     port = 1 if where == "unreachable server" else server.port
-    url = sa.URL.create("mysql+pymysql", "nobody_here", PASSWORD, server.host, port, "payments")
+    if given_as == "user info":
+        url = sa.URL.create("mysql+pymysql", "nobody_here", PASSWORD, server.host, port, "payments")
+        shown = f"mysql+pymysql://nobody_here:***@{server.host}:{port}/payments"
+    else:
+        query = {"password": PASSWORD, "charset": "utf8mb4"}
+        url = sa.URL.create("mysql+pymysql", "nobody_here", None, server.host, port, "payments", query)
+        shown = f"mysql+pymysql://nobody_here@{server.host}:{port}/payments?charset=utf8mb4&password=***"
     env = {
         "PAYMENT_HOME": str(tmp_path),
         "PAYMENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
@@ -347,8 +527,8 @@ def test_store_errors_of_score_never_show_the_password(
     }
     result = run_cli("--verbose", "score", "--idle-timeout-s", "1", env=env)
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("payment-platform score: cannot use the score store at mysql+pymysql://nobody_here:***@")
+    last = result.stderr.strip().splitlines()[-1]  # after the log lines of --verbose: the one-line reason
+    assert last.startswith(f"payment-platform score: cannot use the score store at {shown}: "), last
     for secret in secret_forms(PASSWORD):
         assert secret not in result.stdout + result.stderr
 
