@@ -16,8 +16,10 @@ import logging
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 import uuid
 import zipfile
@@ -33,11 +35,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
+from payment_platform.kafka.clients import ensure_topics, payment_producer
 from payment_platform.model import ModelRegistry
 from payment_platform.model.registry import MODEL_FILE, InvalidModelVersionError, ModelIntegrityError
 from payment_platform.settings import redact_text, redact_url
 from payment_platform.stream.model_source import ModelSource
 from payment_platform.stream.runner import ScorerSetup, build_scorer
+from payment_platform_tests.conftest import scorer_cli_env, wait_until
 from payment_platform_tests.test_hostile_input import (
     MISSING,
     Case,
@@ -751,3 +755,50 @@ def test_score_says_in_one_line_why_it_refuses_the_model(tmp_path: Path) -> None
     result = run_cli("score", "--idle-timeout-s", "1", env={"PAYMENT_HOME": str(tmp_path)})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["payment-platform score: invalid model version name: '../../x'"]
+
+
+@pytest.mark.integration
+def test_a_running_scorer_never_runs_a_model_planted_in_its_registry(
+    kafka_bootstrap: str, mysql_database: str, topic_names: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 14's attack on a live scorer: model, checksums and pointer rewritten while it scores."""
+    home = tmp_path / "home"
+    registry = ModelRegistry(home / "models")
+    small_model_dir(registry.root)
+    good = registry.production_version()
+    ensure_topics(kafka_bootstrap, topic_names.values())
+    producer = payment_producer(kafka_bootstrap)
+    engine = sa.create_engine(mysql_database)
+
+    def send(prefix: str, count: int) -> None:
+        for i in range(count):
+            producer.produce(topic_names["payment_topic"], key=b"c", value=payment_value(transaction_id=f"{prefix}{i}"))
+        assert producer.flush(10) == 0
+
+    def stored() -> list[str]:
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(sa.text("SELECT model_version FROM scored_transactions")).scalars())
+        except sa.exc.ProgrammingError:  # the scorer has not created the table yet
+            return []
+
+    group = f"planted-{uuid.uuid4().hex[:8]}"
+    env = scorer_cli_env(home, kafka_bootstrap, mysql_database, group, topic_names)
+    marker = tmp_path / "code-ran"
+    command = [sys.executable, "-m", "payment_platform.cli", "score", "--idle-timeout-s", "60"]
+    scorer = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        send("before-", 20)
+        assert wait_until(lambda: len(stored()) == 20, 90), "the scorer did not score the first payments"
+        forge_production(registry, pickle.dumps(_Payload(marker)), "with its digest recomputed")
+        time.sleep(6)  # past the scorer's 5 s look at the pointer
+        send("after-", 20)
+        assert wait_until(lambda: len(stored()) == 40, 60), "the scorer stopped scoring"
+    finally:
+        scorer.send_signal(signal.SIGTERM)
+        _, stderr = scorer.communicate(timeout=30)
+        engine.dispose()
+    assert not marker.exists()
+    assert set(stored_versions := stored()) == {good}, stored_versions
+    refusals = [line for line in stderr.splitlines() if "refusing the promoted model" in line]
+    assert len(refusals) == 1 and "is not a readable skops model" in refusals[0], stderr[-2000:]
