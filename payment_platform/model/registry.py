@@ -218,8 +218,12 @@ class ModelRegistry:
         )
 
     def promote(self, version: str) -> None:
-        """Point PRODUCTION at a verified version and its manifest's digest, atomically."""
+        """Point PRODUCTION at a version and its manifest's digest, atomically, once the version loads.
+
+        Loading it first means the pointer never names a version the scorer would refuse.
+        """
         digest = _sha256(self.verify(version) / CHECKSUM_FILE)
+        self._load(version, manifest_sha256=digest)
         pointer = self.root / PRODUCTION_POINTER
         fd, temp_name = tempfile.mkstemp(prefix=f".{PRODUCTION_POINTER}.", dir=self.root)
         try:
