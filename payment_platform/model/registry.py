@@ -244,11 +244,7 @@ class ModelRegistry:
         what it replaces, and must still work when the pointer was tampered with.
         """
         lines = self._pointer_lines()
-        if lines is None:
-            return None
-        version = lines[0].strip() if lines else ""
-        _check_version_name(version)
-        return version
+        return None if lines is None else _pointer_version(lines)
 
     def production_pointer(self) -> ProductionPointer | None:
         """The pointer as promotion wrote it; None when nothing was ever promoted.
@@ -256,10 +252,10 @@ class ModelRegistry:
         Raises InvalidModelVersionError for a name outside the registry, and ModelIntegrityError for
         a pointer without the digest promotion writes (e.g. a version name written by hand).
         """
-        version = self.production_version()
-        if version is None:
+        lines = self._pointer_lines()  # read once: promotion may replace it meanwhile
+        if lines is None:
             return None
-        lines = self._pointer_lines() or []
+        version = _pointer_version(lines)
         digest = _POINTER_DIGEST.fullmatch(lines[1].strip()) if len(lines) == 2 else None
         if digest is None:
             raise ModelIntegrityError(
@@ -375,6 +371,12 @@ def _one_line(exc: BaseException) -> str:
 def _new_version() -> str:
     """UTC creation time to the microsecond (sorts chronologically) plus random hex (unique)."""
     return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(4)}"
+
+
+def _pointer_version(lines: list[str]) -> str:
+    version = lines[0].strip() if lines else ""
+    _check_version_name(version)
+    return version
 
 
 def _check_version_name(version: str) -> None:
