@@ -13,7 +13,7 @@ setup(
         "confluent-kafka>=2.6,<3",
         "scikit-learn>=1.5,<2",
         "scipy>=1.11,<2",
-        "joblib>=1.3,<2",
+        "skops>=0.16,<0.17",  # models persisted without pickle (model/registry.py)
         "SQLAlchemy>=2.0,<3",
         "PyMySQL[rsa]>=1.1,<2",  # rsa: MySQL 8 caching_sha2_password logins
         "pandas>=2.2,<4",

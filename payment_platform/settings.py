@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -58,9 +60,93 @@ class Settings:
         return self.home / "dagster"
 
 
+# Query parameters whose values are plain connection options, shown as they are. Every other value is
+# masked: drivers take passwords, tokens, key files and whole connection strings (odbc_connect) there.
+HARMLESS_QUERY_PARAMETERS = frozenset(
+    {"charset", "collation", "unix_socket", "connect_timeout", "read_timeout", "write_timeout", "sslmode", "driver"}
+)
+MASK = "***"
+_UNPARSEABLE = "<unparseable database URL>"
+# A token of 24+ characters mixing upper case, lower case and digits, or of 32+ hex digits, or a JWT:
+# generated keys look like that, and host, user and database names practically never do.
+_SECRET_LOOKING = (
+    re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]+)?"),  # a JWT
+    re.compile(r"(?<![A-Za-z0-9])[0-9A-Fa-f]{32,}(?![A-Za-z0-9])"),  # a hex key
+    re.compile(r"(?=[A-Za-z0-9+=_~-]*[A-Z])(?=[A-Za-z0-9+=_~-]*[a-z])(?=[A-Za-z0-9+=_~-]*[0-9])[A-Za-z0-9+=_~-]{24,}"),
+)
+_MIN_SCRUBBED = 3  # shorter values would garble a message wherever their letters occur
+
+
 def redact_url(url: str) -> str:
-    """The URL with its password masked, safe to print or log."""
+    """The URL with every credential-bearing part masked, safe to print or log.
+
+    Masked: the password; the value of every query parameter not in HARMLESS_QUERY_PARAMETERS (keys
+    are kept, so the reader sees which options are set); and any token in the user, host, database or
+    a shown value that looks like a generated secret. A password with an unencoded `@` spills into the
+    parsed host; only the part after its last `@` is shown. A string that is not a URL shows nothing.
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):  # not a URL at all: show nothing of it
-        return "<unparseable database URL>"
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        return _UNPARSEABLE
+    host = parsed.host.rpartition("@")[2] if parsed.host else parsed.host
+    username = _mask_tokens(parsed.username) if parsed.username else parsed.username
+    database = _mask_tokens(parsed.database) if parsed.database else parsed.database
+    base = parsed.set(username=username, host=host and _mask_tokens(host), database=database, query={})
+    shown = base.render_as_string(hide_password=True).replace(quote(MASK, safe=""), MASK)
+    pairs = [
+        f"{quote_plus(key)}={_shown_query_value(key, value)}"
+        for key, values in parsed.query.items()
+        for value in ((values,) if isinstance(values, str) else values)
+    ]
+    return shown + ("?" + "&".join(pairs) if pairs else "")
+
+
+def redact_text(text: str, url: str) -> str:
+    """A message (e.g. a driver's error) with every secret of `url` masked, in every spelling.
+
+    The secrets are those redact_url masks, as written, percent-encoded and `+`-encoded. A URL that
+    cannot be parsed has no known parts: every piece of it (between `:/@?&=#;`) is treated as secret.
+    """
+    if url:
+        text = text.replace(url, redact_url(url))
+    secrets = set(_url_secrets(url))
+    secrets |= {form for secret in list(secrets) for form in (quote(secret, safe=""), quote_plus(secret))}
+    for secret in sorted((s for s in secrets if len(s) >= _MIN_SCRUBBED), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return _mask_tokens(text)
+
+
+def _shown_query_value(key: str, value: str) -> str:
+    if key.lower() not in HARMLESS_QUERY_PARAMETERS:
+        return MASK
+    return quote_plus(_mask_tokens(value), safe="/*")
+
+
+def _mask_tokens(text: str) -> str:
+    """Text with every token that looks like a generated secret replaced by the mask."""
+    for pattern in _SECRET_LOOKING:
+        text = pattern.sub(MASK, text)
+    return text
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The parts of a URL redact_url masks, decoded; for a URL that cannot be parsed, all its pieces."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        scheme, _, rest = url.partition("://")
+        return [piece for piece in re.split(r"[:/@?&=#;\s]+", rest or scheme) if piece]
+    found = [parsed.password or ""]
+    if parsed.host and "@" in parsed.host:
+        found.append(parsed.host.rpartition("@")[0])
+    for key, values in parsed.query.items():
+        if key.lower() in HARMLESS_QUERY_PARAMETERS:
+            continue
+        for value in (values,) if isinstance(values, str) else values:
+            found.append(value)
+            # a connection string in a value (odbc_connect): its own values may surface alone
+            found += [item.partition("=")[2].strip("{} ") for item in re.split(r"[;&]", value) if "=" in item]
+    for part in (parsed.username, parsed.host, parsed.database):
+        found += [match.group() for pattern in _SECRET_LOOKING for match in pattern.finditer(part or "")]
+    return [secret for secret in found if secret]

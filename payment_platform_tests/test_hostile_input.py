@@ -337,6 +337,11 @@ def stored_payment(
     }
 
 
+def nested_member(value: bytes, depth: int) -> bytes:
+    """A JSON object with one more member, an array nested `depth` deep."""
+    return value[:-1] + b', "ignored": ' + b"[" * depth + b"]" * depth + b"}"
+
+
 def valid_payment(transaction_id: str | int, customer_id: str = "c") -> Case:
     """A payment that must be stored exactly (an integer id as its decimal string)."""
     value = payment_value(transaction_id=transaction_id, customer_id=customer_id)
@@ -531,6 +536,9 @@ def hostile_corpus(now: dt.datetime) -> list[Case]:
         Case(bad, payment_value(transaction_id="o1", customer_id="c" * 65), "customer_id must have 1-64"),
         Case(bad, payment_value(transaction_id="o2", terminal_id=""), "terminal_id must have 1-64"),
         Case(bad, payment_value(transaction_id=""), "transaction_id must have 1-64 characters, got 0"),
+        # An ignored field nested deeper than the JSON decoders go: ignored, or refused for the size read when deep.
+        Case("payment", nested_member(payment_value(transaction_id="deep-1"), 2_000), row=stored_payment("deep-1")),
+        Case(bad, nested_member(payment_value(transaction_id="deep-2"), 100_000), "nested deeper than 1,024 levels"),
         # Not UTF-8: invalid bytes, an overlong encoding, an encoded surrogate, an escaped lone surrogate.
         Case(bad, b'{"transaction_id": "\xff\xfe", "customer_id": "c", "amount": 1}', "not valid UTF-8 JSON"),
         Case(bad, b'{"transaction_id": "\xc0\xaf", "customer_id": "c", "amount": 1}', "not valid UTF-8 JSON"),

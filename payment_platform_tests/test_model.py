@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import zipfile
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -19,6 +22,7 @@ from payment_platform.model import (
     ModelIntegrityError,
     ModelNotFoundError,
     ModelRegistry,
+    ProductionPointer,
     ThresholdPolicy,
     TrainingResult,
     UndefinedMetricError,
@@ -277,7 +281,7 @@ def test_registry_round_trip_of_a_trained_model(tmp_path: Path, trained: Trainin
     folder = tmp_path / "models" / version
     assert json.loads((folder / "features.json").read_text()) == list(trained.feature_names)
     assert {line.split()[1] for line in (folder / "checksum.sha256").read_text().splitlines()} == {
-        "model.joblib",
+        "model.skops",
         "features.json",
         "metadata.json",
     }
@@ -311,7 +315,9 @@ def test_promotion_pointer(tmp_path: Path) -> None:
     registry.promote(first)
     assert registry.production_version() == first
     registry.promote(second)
-    assert (tmp_path / "PRODUCTION").read_text() == second + "\n"
+    manifest = hashlib.sha256((tmp_path / second / "checksum.sha256").read_bytes()).hexdigest()
+    assert (tmp_path / "PRODUCTION").read_text() == f"{second}\nsha256:{manifest}\n"
+    assert registry.production_pointer() == ProductionPointer(second, manifest)
     production = registry.load_production()
     assert production is not None and production.version == second
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left
@@ -324,9 +330,9 @@ def test_promotion_pointer(tmp_path: Path) -> None:
 def test_tampered_model_file_is_refused(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
     version = registry.save(_small_model(), ["a", "b"], THRESHOLDS)
-    model_file = tmp_path / version / "model.joblib"
+    model_file = tmp_path / version / "model.skops"
     model_file.write_bytes(model_file.read_bytes() + b"\0")
-    with pytest.raises(ModelIntegrityError, match=r"model\.joblib does not match its sha256"):
+    with pytest.raises(ModelIntegrityError, match=r"model\.skops does not match its sha256"):
         registry.load(version)
     with pytest.raises(ModelIntegrityError):
         registry.promote(version)
@@ -341,7 +347,7 @@ def test_tampered_thresholds_are_refused(tmp_path: Path) -> None:
         registry.load(version)
 
 
-@pytest.mark.parametrize("missing", ["model.joblib", "features.json", "checksum.sha256"])
+@pytest.mark.parametrize("missing", ["model.skops", "features.json", "checksum.sha256"])
 def test_missing_file_is_refused(tmp_path: Path, missing: str) -> None:
     registry = ModelRegistry(tmp_path)
     version = registry.save(_small_model(), ["a", "b"], THRESHOLDS)
@@ -350,18 +356,125 @@ def test_missing_file_is_refused(tmp_path: Path, missing: str) -> None:
         registry.load(version)
 
 
-def test_corrupt_pickle_with_matching_checksum_is_refused(tmp_path: Path) -> None:
+def rewrite_checksums(folder: Path) -> None:
+    """What an attacker with write access does after altering a version: make the manifest match again."""
+    names = ("model.skops", "features.json", "metadata.json")
+    lines = [f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n" for name in names]
+    (folder / "checksum.sha256").write_text("".join(lines))
+
+
+def test_a_model_file_that_is_no_skops_file_is_refused_in_one_line(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
     version = registry.save(_small_model(), ["a", "b"], THRESHOLDS)
-    folder = tmp_path / version
-    (folder / "model.joblib").write_bytes(b"not a pickle")
-    from payment_platform.model.registry import _sha256  # rewrite the checksum to match the bad file
+    (tmp_path / version / "model.skops").write_bytes(b"not a model")
+    rewrite_checksums(tmp_path / version)
+    for attempt in (registry.load, registry.promote):  # promotion loads what it promotes
+        with pytest.raises(ModelIntegrityError, match=r"model\.skops is not a readable skops model") as refused:
+            attempt(version)
+        assert "\n" not in str(refused.value)
 
-    lines = (folder / "checksum.sha256").read_text().splitlines()
-    lines = [f"{_sha256(folder / 'model.joblib')}  model.joblib" if "model.joblib" in x else x for x in lines]
-    (folder / "checksum.sha256").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ModelIntegrityError, match="cannot be unpickled"):
-        registry.load(version)
+
+def _trained_version(registry: ModelRegistry, trained: TrainingResult) -> str:
+    return registry.save(trained.model, trained.feature_names, trained.registry_metadata("synthetic"))
+
+
+def test_train_save_promote_load_gives_the_same_scores(tmp_path: Path, trained: TrainingResult, history) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.promote(_trained_version(registry, trained))
+    loaded = registry.load_production()
+    assert loaded is not None and type(loaded.model) is type(trained.model)
+    assert loaded.model.fraud_weight == trained.model.fraud_weight
+    X = history[0].iloc[:2000].to_numpy()
+    np.testing.assert_array_equal(loaded.predict_proba(X), trained.model.predict_proba(X)[:, 1])
+    assert loaded.metadata["metrics"] == json.loads(json.dumps(trained.metrics.as_dict()))
+
+
+def test_the_model_file_holds_no_pickle(tmp_path: Path, trained: TrainingResult) -> None:
+    registry = ModelRegistry(tmp_path)
+    version = _trained_version(registry, trained)
+    with zipfile.ZipFile(tmp_path / version / "model.skops") as archive:
+        assert "schema.json" in archive.namelist()
+        assert all(name == "schema.json" or name.endswith(".npy") for name in archive.namelist())
+        for name in archive.namelist():
+            if name.endswith(".npy"):
+                assert not np.load(archive.open(name), allow_pickle=False).dtype.hasobject
+    untrusted = skops.io.get_untrusted_types(file=tmp_path / version / "model.skops")
+    assert set(untrusted) <= {
+        "payment_platform.model.training.FraudScoreModel",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+
+
+def test_a_model_of_untrusted_types_is_refused_when_saved(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    with pytest.raises(ValueError, match=r"types the registry does not load: .*Unlisted"):
+        registry.save(Unlisted(), ["a", "b"], THRESHOLDS)
+    assert registry.versions() == []
+
+
+class Unlisted:
+    """A model class the registry has not been told to trust."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.zeros((len(X), 2))
+
+
+def _set_first_split(nodes: np.ndarray, field: str, value: int) -> None:
+    nodes[field][np.flatnonzero(nodes["is_leaf"] == 0)[0]] = value
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("left", 10**6), ("right", 10**6), ("left", 0), ("feature_idx", 5), ("feature_idx", -1), ("is_categorical", 1)],
+    ids=["left past the end", "right past the end", "left to itself (a loop)", "feature 5 of 5", "feature -1", "cat"],
+)
+def test_tree_nodes_out_of_bounds_are_refused(tmp_path: Path, trained: TrainingResult, field: str, value: int) -> None:
+    """scikit-learn follows these indices unchecked: a crafted file would read past its arrays or loop forever."""
+    registry = ModelRegistry(tmp_path)
+    version = _trained_version(registry, trained)
+    forged = copy.deepcopy(trained.model)
+    _set_first_split(forged.classifier._predictors[-1][0].nodes, field, value)
+    skops.io.dump(forged, tmp_path / version / "model.skops")
+    rewrite_checksums(tmp_path / version)
+    for attempt in (registry.load, registry.promote):
+        with pytest.raises(ModelIntegrityError, match="a tree has node indices out of bounds"):
+            attempt(version)
+    assert registry.production_version() is None  # never promoted
+
+
+def test_a_hand_written_pointer_is_refused_in_one_line(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    version = registry.save(_small_model(), ["a", "b"], THRESHOLDS)
+    (tmp_path / "PRODUCTION").write_text(version + "\n")  # the valid version, named by hand
+    assert registry.production_version() == version
+    for attempt in (registry.production_pointer, registry.load_production):
+        with pytest.raises(ModelIntegrityError, match=f"PRODUCTION names model {version} without the digest") as e:
+            attempt()
+        assert "\n" not in str(e.value)
+    (tmp_path / "PRODUCTION").write_text(f"{version}\nsha256:{'0' * 64}\n")  # a made-up digest
+    with pytest.raises(ModelIntegrityError, match="does not match the digest in PRODUCTION"):
+        registry.load_production()
+
+
+def test_a_version_altered_after_its_promotion_is_refused(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    version = registry.save(_small_model(), ["a", "b"], THRESHOLDS)
+    registry.promote(version)
+    metadata_file = tmp_path / version / "metadata.json"
+    metadata_file.write_text(metadata_file.read_text().replace("0.8", "0.99"))
+    rewrite_checksums(tmp_path / version)
+    assert registry.load(version).decline_threshold == 0.99  # consistent on its own...
+    with pytest.raises(ModelIntegrityError, match="files changed after it was promoted"):
+        registry.load_production()  # ...but not what was promoted
+
+
+def test_promotion_works_over_a_tampered_pointer(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    version = registry.save(_small_model(), ["a", "b"], THRESHOLDS)
+    (tmp_path / "PRODUCTION").write_text(version + "\n")
+    registry.promote(version)
+    loaded = registry.load_production()
+    assert loaded is not None and loaded.version == version
 
 
 @pytest.mark.parametrize("bad", ["../outside", "..", "a/b", "/etc", ".hidden", "", "x" * 65, "v\n1"])
@@ -387,14 +500,6 @@ def test_symlinked_version_outside_the_registry_is_rejected(tmp_path: Path) -> N
 def test_unknown_version_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError):
         ModelRegistry(tmp_path).load("20260101T000000.000000Z-deadbeef")
-
-
-def test_loaded_model_is_a_plain_joblib_file(tmp_path: Path) -> None:
-    registry = ModelRegistry(tmp_path)
-    model = _small_model()
-    version = registry.save(model, ["a", "b"], THRESHOLDS)
-    restored = joblib.load(tmp_path / version / "model.joblib")
-    np.testing.assert_array_equal(restored.coef_, model.coef_)
 
 
 def test_floors_are_relative_to_what_the_test_days_allow() -> None:

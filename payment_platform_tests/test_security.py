@@ -8,29 +8,40 @@ of the source and the deployment files, and checks of the model registry's refus
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.metadata
+import io
 import json
+import logging
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
+import skops.io
 import sqlalchemy as sa
 import yaml
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
+from payment_platform.kafka.clients import ensure_topics, payment_producer
 from payment_platform.model import ModelRegistry
-from payment_platform.model.registry import InvalidModelVersionError, ModelIntegrityError
-from payment_platform.settings import redact_url
+from payment_platform.model.registry import MODEL_FILE, InvalidModelVersionError, ModelIntegrityError
+from payment_platform.settings import redact_text, redact_url
 from payment_platform.stream.model_source import ModelSource
 from payment_platform.stream.runner import ScorerSetup, build_scorer
+from payment_platform_tests.conftest import scorer_cli_env, wait_until
 from payment_platform_tests.test_hostile_input import (
     MISSING,
     Case,
@@ -315,6 +326,177 @@ def test_redact_url_masks_every_form_of_the_password() -> None:
     assert redact_url(f"not a url {PASSWORD}") == "<unparseable database URL>"
 
 
+TOKEN = "aB3dE5gH7jK9mN1pQ3rS5tU7vW9"  # what a generated key looks like
+HEX_KEY = "0123456789abcdef0123456789abcdef"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzY29yZXIifQ.c2lnbmF0dXJl"
+ENCODED = urllib.parse.quote(PASSWORD, safe="")
+
+# Every URL form SQLAlchemy accepts for the drivers a deployment may use: (URL, as shown, secrets hidden).
+URL_FORMS = {
+    "user and password": (
+        "mysql+pymysql://scorer:s3cret-pw@db:3306/payments",
+        "mysql+pymysql://scorer:***@db:3306/payments",
+        ["s3cret-pw"],
+    ),
+    "password percent-encoded with @ : / ? #": (
+        f"mysql+pymysql://scorer:{ENCODED}@db/payments",
+        "mysql+pymysql://scorer:***@db/payments",
+        [PASSWORD],
+    ),
+    "password with a raw @": (
+        "mysql+pymysql://scorer:p@ss-word@db/payments",
+        "mysql+pymysql://scorer:***@db/payments",
+        ["p@ss-word", "ss-word"],
+    ),
+    "password only in the query": (
+        "mysql+pymysql://scorer@db/payments?password=s3cret-pw",
+        "mysql+pymysql://scorer@db/payments?password=***",
+        ["s3cret-pw"],
+    ),
+    "query password percent-encoded": (
+        f"mysql+pymysql://scorer@db/payments?password={ENCODED}",
+        "mysql+pymysql://scorer@db/payments?password=***",
+        [PASSWORD],
+    ),
+    "query password in upper case": (
+        "mysql+pymysql://scorer@db/payments?PassWord=s3cret-pw",
+        "mysql+pymysql://scorer@db/payments?PassWord=***",
+        ["s3cret-pw"],
+    ),
+    "passwd and pwd": (
+        "mysql+mysqldb://scorer@db/payments?passwd=s3cret-a&pwd=s3cret-b",
+        "mysql+mysqldb://scorer@db/payments?passwd=***&pwd=***",
+        ["s3cret-a", "s3cret-b"],
+    ),
+    "password given twice": (
+        "postgresql://scorer@db/payments?password=s3cret-a&password=s3cret-b",
+        "postgresql://scorer@db/payments?password=***&password=***",
+        ["s3cret-a", "s3cret-b"],
+    ),
+    "token, secret and api key": (
+        "snowflake://scorer@acct/payments?token=tok-123&client_secret=sec-456&api_key=key-789",
+        "snowflake://scorer@acct/payments?token=***&client_secret=***&api_key=***",
+        ["tok-123", "sec-456", "key-789"],
+    ),
+    "TLS key file and its password": (
+        "mysql+pymysql://scorer:pw-1234@db/payments?ssl_key=/etc/keys/scorer.pem&ssl_ca=/etc/ca.pem&charset=utf8mb4",
+        "mysql+pymysql://scorer:***@db/payments?ssl_key=***&ssl_ca=***&charset=utf8mb4",
+        ["/etc/keys/scorer.pem", "%2Fetc%2Fkeys%2Fscorer.pem", "pw-1234"],
+    ),
+    "postgres sslpassword beside sslmode": (
+        "postgresql+psycopg://scorer@db/payments?sslmode=require&sslpassword=s3cret-pw",
+        "postgresql+psycopg://scorer@db/payments?sslmode=require&sslpassword=***",
+        ["s3cret-pw"],
+    ),
+    "IPv6 host": (
+        "mysql+pymysql://scorer:s3cret-pw@[::1]:3306/payments",
+        "mysql+pymysql://scorer:***@[::1]:3306/payments",
+        ["s3cret-pw"],
+    ),
+    "IPv6 host with a zone": (
+        "mysql+pymysql://scorer:s3cret-pw@[fe80::1%25eth0]:3306/payments?password=other-pw",
+        "mysql+pymysql://scorer:***@[fe80::1%25eth0]:3306/payments?password=***",
+        ["s3cret-pw", "other-pw"],
+    ),
+    "unix socket": (
+        "mysql+pymysql://scorer:s3cret-pw@/payments?unix_socket=/run/mysqld/mysqld.sock",
+        "mysql+pymysql://scorer:***@/payments?unix_socket=/run/mysqld/mysqld.sock",
+        ["s3cret-pw"],
+    ),
+    "unix socket and query password": (
+        "mysql+pymysql://scorer@localhost/payments?unix_socket=/run/mysqld/mysqld.sock&password=s3cret-pw",
+        "mysql+pymysql://scorer@localhost/payments?unix_socket=/run/mysqld/mysqld.sock&password=***",
+        ["s3cret-pw"],
+    ),
+    "odbc_connect string": (
+        "mssql+pyodbc:///?odbc_connect="
+        + urllib.parse.quote_plus("DRIVER={ODBC Driver 18};SERVER=db;UID=scorer;PWD=s3cret-pw"),
+        "mssql+pyodbc:///?odbc_connect=***",
+        ["s3cret-pw"],
+    ),
+    "odbc DSN with a password": (
+        "mssql+pyodbc://scorer:s3cret-pw@payments_dsn",
+        "mssql+pyodbc://scorer:***@payments_dsn",
+        ["s3cret-pw"],
+    ),
+    "oracle service name": (
+        "oracle+oracledb://scorer:s3cret-pw@db:1521/?service_name=PAYMENTS",
+        "oracle+oracledb://scorer:***@db:1521/?service_name=***",
+        ["s3cret-pw"],
+    ),
+    "sqlite absolute path": ("sqlite:////var/lib/payment/payments.db", "sqlite:////var/lib/payment/payments.db", []),
+    "sqlite relative path": ("sqlite:///.payment_platform/payments.db", "sqlite:///.payment_platform/payments.db", []),
+    "sqlite in memory": ("sqlite://", "sqlite://", []),
+    "sqlite URI with options": (
+        "sqlite:///file:payments.db?mode=ro&uri=true",
+        "sqlite:///file%3Apayments.db?mode=***&uri=***",
+        [],
+    ),
+    "a generated token as the user": (
+        f"mysql+pymysql://{TOKEN}@db/payments",
+        "mysql+pymysql://***@db/payments",
+        [TOKEN],
+    ),
+    "a hex key in the database name": (
+        f"mysql+pymysql://scorer@db/payments_{HEX_KEY}",
+        "mysql+pymysql://scorer@db/payments_***",
+        [HEX_KEY],
+    ),
+    "a JWT in a harmless-looking option": (
+        f"mysql+pymysql://scorer@db/payments?charset={JWT}",
+        "mysql+pymysql://scorer@db/payments?charset=***",
+        [JWT],
+    ),
+}
+
+
+@pytest.mark.parametrize("form", sorted(URL_FORMS))
+def test_redact_url_masks_every_credential_in_every_url_form(form: str) -> None:
+    url, expected, secrets = URL_FORMS[form]
+    assert redact_url(url) == expected
+    for secret in secrets:
+        for spelling in secret_forms(secret):
+            assert spelling not in expected, spelling
+    # A driver's error that quotes any of them is masked too, while the rest of it stays readable.
+    message = f"connection failed for {url} ({' '.join(secrets)}) on port 3306"
+    shown = redact_text(message, url)
+    assert shown.startswith(f"connection failed for {expected} (") and shown.endswith(") on port 3306")
+    for secret in secrets:
+        assert secret not in shown
+
+
+def test_redact_text_masks_every_piece_of_a_url_it_cannot_parse() -> None:
+    url = "mysql+pymysql://scorer:s3cret-pw@db:notaport/payments"
+    assert redact_url(url) == "<unparseable database URL>"
+    shown = redact_text("invalid literal for int() with base 10: 's3cret-pw@db:notaport'", url)
+    assert "s3cret-pw" not in shown and "notaport" not in shown
+
+
+_SECRET_KEYS = ["password", "passwd", "pwd", "token", "secret", "ssl_key", "api_key", "odbc_connect", "x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=4, max_size=40),
+    where=st.sampled_from(["userinfo", *_SECRET_KEYS]),
+    key_case=st.sampled_from([str.lower, str.upper, str.title]),
+)
+def test_redact_url_never_shows_a_secret_wherever_it_is_put(secret: str, where: str, key_case) -> None:
+    skeleton = "mysql+pymysql://scorer@db.example:3306/payments?charset=utf8mb4&password="
+    assume(not any(form in skeleton + "***" for form in secret_forms(secret)))
+    if where == "userinfo":
+        url = sa.URL.create("mysql+pymysql", "scorer", secret, "db.example", 3306, "payments")
+    elif where == "odbc_connect":
+        url = sa.URL.create("mssql+pyodbc", query={"odbc_connect": f"DRIVER={{x}};SERVER=db;PWD={secret}"})
+    else:
+        url = sa.URL.create("mysql+pymysql", "scorer", None, "db.example", 3306, "payments", {key_case(where): secret})
+    text = url.render_as_string(hide_password=False)
+    shown = redact_url(text)
+    message = redact_text(f"error near {secret!r} in {text}", text)
+    for form in secret_forms(secret):
+        assert form not in shown and form not in message
+
+
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_help_never_shows_the_database_url(command: str | None, tmp_path: Path) -> None:
     url = f"mysql+pymysql://scorer:{urllib.parse.quote(PASSWORD, safe='')}@127.0.0.1:1/payments"
@@ -327,14 +509,21 @@ def test_help_never_shows_the_database_url(command: str | None, tmp_path: Path) 
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("given_as", ["user info", "query parameter"])
 @pytest.mark.parametrize("where", ["unreachable server", "wrong password"])
 def test_store_errors_of_score_never_show_the_password(
-    where: str, kafka_bootstrap: str, mysql_server_url: str, tmp_path: Path
+    where: str, given_as: str, kafka_bootstrap: str, mysql_server_url: str, tmp_path: Path
 ) -> None:
     small_model_dir(tmp_path / "models")
     server = sa.make_url(mysql_server_url)
     port = 1 if where == "unreachable server" else server.port
-    url = sa.URL.create("mysql+pymysql", "nobody_here", PASSWORD, server.host, port, "payments")
+    if given_as == "user info":
+        url = sa.URL.create("mysql+pymysql", "nobody_here", PASSWORD, server.host, port, "payments")
+        shown = f"mysql+pymysql://nobody_here:***@{server.host}:{port}/payments"
+    else:
+        query = {"password": PASSWORD, "charset": "utf8mb4"}
+        url = sa.URL.create("mysql+pymysql", "nobody_here", None, server.host, port, "payments", query)
+        shown = f"mysql+pymysql://nobody_here@{server.host}:{port}/payments?charset=utf8mb4&password=***"
     env = {
         "PAYMENT_HOME": str(tmp_path),
         "PAYMENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
@@ -342,8 +531,8 @@ def test_store_errors_of_score_never_show_the_password(
     }
     result = run_cli("--verbose", "score", "--idle-timeout-s", "1", env=env)
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("payment-platform score: cannot use the score store at mysql+pymysql://nobody_here:***@")
+    last = result.stderr.strip().splitlines()[-1]  # after the log lines of --verbose: the one-line reason
+    assert last.startswith(f"payment-platform score: cannot use the score store at {shown}: "), last
     for secret in secret_forms(PASSWORD):
         assert secret not in result.stdout + result.stderr
 
@@ -434,10 +623,106 @@ def test_a_tampered_model_is_refused_before_it_is_unpickled(tmp_path: Path) -> N
     version = registry.production_version()
     assert version is not None
     marker = tmp_path / "code-ran"
-    (registry.root / version / "model.joblib").write_bytes(pickle.dumps(_Payload(marker)))
+    (registry.root / version / "model.skops").write_bytes(pickle.dumps(_Payload(marker)))
 
-    with pytest.raises(ModelIntegrityError, match=r"model\.joblib does not match its sha256 checksum"):
+    with pytest.raises(ModelIntegrityError, match=r"model\.skops does not match its sha256 checksum"):
         ModelSource(registry).current()
+    assert not marker.exists()
+
+
+def skops_file_that_calls(function: str, argument: str) -> bytes:
+    """A skops file whose schema asks the loader to call `module.function(argument)` to rebuild it."""
+    inner = skops.io.dumps((argument,))
+    with zipfile.ZipFile(io.BytesIO(inner)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    module, _, name = function.rpartition(".")
+    crafted = {
+        "__class__": name,
+        "__module__": module,
+        "__loader__": "ConstructorFromReduceNode",
+        "content": {k: v for k, v in schema.items() if k not in ("protocol", "_skops_version")},
+        "protocol": schema["protocol"],
+        "_skops_version": schema["_skops_version"],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("schema.json", json.dumps(crafted))
+    return buffer.getvalue()
+
+
+def forge_production(registry: ModelRegistry, model_file: bytes, pointer: str) -> None:
+    """The attack of issue 14: replace the promoted model, rewrite its checksums and the pointer."""
+    version = registry.production_version()
+    assert version is not None
+    folder = registry.root / version
+    (folder / MODEL_FILE).write_bytes(model_file)
+    names = (MODEL_FILE, "features.json", "metadata.json")
+    manifest = "".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+    (folder / "checksum.sha256").write_text(manifest)
+    digest = hashlib.sha256(manifest.encode()).hexdigest()
+    (registry.root / "PRODUCTION").write_text(
+        version + "\n" if pointer == "by hand" else f"{version}\nsha256:{digest}\n"
+    )
+
+
+MALICIOUS_MODELS = {
+    "pickle whose __reduce__ runs code": (lambda marker: pickle.dumps(_Payload(marker)), "not a readable skops model"),
+    "skops file that calls os.mkdir": (
+        lambda marker: skops_file_that_calls("os.mkdir", str(marker)),
+        r"holds types outside the trusted list: .*os\.mkdir",
+    ),
+}
+
+
+@pytest.mark.parametrize("pointer", ["with its digest recomputed", "by hand"])
+@pytest.mark.parametrize("attack", sorted(MALICIOUS_MODELS))
+def test_a_malicious_model_with_rewritten_checksums_and_pointer_never_runs(
+    attack: str, pointer: str, tmp_path: Path
+) -> None:
+    make, reason = MALICIOUS_MODELS[attack]
+    registry = ModelRegistry(tmp_path / "models")
+    small_model_dir(registry.root)
+    marker = tmp_path / "code-ran"
+    forge_production(registry, make(marker), pointer)
+
+    expected = "without the digest promotion writes" if pointer == "by hand" else reason
+    with pytest.raises(ModelIntegrityError, match=expected) as refused:
+        ModelSource(registry).current()
+    assert "\n" not in str(refused.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("pointer", ["with its digest recomputed", "by hand"])
+def test_score_refuses_a_malicious_model_in_one_line(pointer: str, tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    small_model_dir(registry.root)
+    marker = tmp_path / "code-ran"
+    forge_production(registry, pickle.dumps(_Payload(marker)), pointer)
+
+    result = run_cli("score", "--idle-timeout-s", "1", env={"PAYMENT_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"payment-platform score: model {registry.production_version()}") or line.startswith(
+        "payment-platform score: PRODUCTION names model"
+    ), line
+    assert not marker.exists()
+
+
+def test_a_running_scorer_keeps_its_model_when_the_registry_is_forged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    small_model_dir(registry.root)
+    source = ModelSource(registry, refresh_s=0.0)
+    good = source.current()
+    marker = tmp_path / "code-ran"
+    for pointer in ("with its digest recomputed", "by hand"):
+        forge_production(registry, skops_file_that_calls("os.mkdir", str(marker)), pointer)
+        with caplog.at_level(logging.ERROR, logger="payment_platform.stream.model_source"):
+            assert [source.current() for _ in range(3)] == [good] * 3
+    refusals = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(refusals) == 2, refusals  # one line per forgery, not one per check
+    assert all(f"keeping {good.version}" in line and "\n" not in line for line in refusals)
     assert not marker.exists()
 
 
@@ -470,3 +755,50 @@ def test_score_says_in_one_line_why_it_refuses_the_model(tmp_path: Path) -> None
     result = run_cli("score", "--idle-timeout-s", "1", env={"PAYMENT_HOME": str(tmp_path)})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["payment-platform score: invalid model version name: '../../x'"]
+
+
+@pytest.mark.integration
+def test_a_running_scorer_never_runs_a_model_planted_in_its_registry(
+    kafka_bootstrap: str, mysql_database: str, topic_names: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 14's attack on a live scorer: model, checksums and pointer rewritten while it scores."""
+    home = tmp_path / "home"
+    registry = ModelRegistry(home / "models")
+    small_model_dir(registry.root)
+    good = registry.production_version()
+    ensure_topics(kafka_bootstrap, topic_names.values())
+    producer = payment_producer(kafka_bootstrap)
+    engine = sa.create_engine(mysql_database)
+
+    def send(prefix: str, count: int) -> None:
+        for i in range(count):
+            producer.produce(topic_names["payment_topic"], key=b"c", value=payment_value(transaction_id=f"{prefix}{i}"))
+        assert producer.flush(10) == 0
+
+    def stored() -> list[str]:
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(sa.text("SELECT model_version FROM scored_transactions")).scalars())
+        except sa.exc.ProgrammingError:  # the scorer has not created the table yet
+            return []
+
+    group = f"planted-{uuid.uuid4().hex[:8]}"
+    env = scorer_cli_env(home, kafka_bootstrap, mysql_database, group, topic_names)
+    marker = tmp_path / "code-ran"
+    command = [sys.executable, "-m", "payment_platform.cli", "score", "--idle-timeout-s", "60"]
+    scorer = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        send("before-", 20)
+        assert wait_until(lambda: len(stored()) == 20, 90), "the scorer did not score the first payments"
+        forge_production(registry, pickle.dumps(_Payload(marker)), "with its digest recomputed")
+        time.sleep(6)  # past the scorer's 5 s look at the pointer
+        send("after-", 20)
+        assert wait_until(lambda: len(stored()) == 40, 60), "the scorer stopped scoring"
+    finally:
+        scorer.send_signal(signal.SIGTERM)
+        _, stderr = scorer.communicate(timeout=30)
+        engine.dispose()
+    assert not marker.exists()
+    assert set(stored_versions := stored()) == {good}, stored_versions
+    refusals = [line for line in stderr.splitlines() if "refusing the promoted model" in line]
+    assert len(refusals) == 1 and "is not a readable skops model" in refusals[0], stderr[-2000:]

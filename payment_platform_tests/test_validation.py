@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from payment_platform.stream.validation import InvalidMessage, Label, Payment, parse_label, parse_payment
+from payment_platform.stream.validation import (
+    MAX_DECODER_DEPTH,
+    MAX_DEEP_BYTES,
+    InvalidMessage,
+    Label,
+    Payment,
+    parse_label,
+    parse_payment,
+)
 
 
 def epoch_us(moment: dt.datetime) -> int:
@@ -248,3 +260,131 @@ def test_labels_that_are_not_objects(value: bytes | None, words: list[str]) -> N
         parse_label(value, RECORD_US, NOW_US)
     for word in words:
         assert word in str(caught.value)
+
+
+# --- ignored fields nested deeper than the decoders go (issue 14) --------------------------------
+
+
+def nested(depth: int, kind: str) -> bytes:
+    """A JSON value `depth` levels deep: arrays, objects, or both in turn."""
+    if kind == "arrays":
+        return b"[" * depth + b"]" * depth
+    if kind == "objects":
+        return b'{"a":' * depth + b"1" + b"}" * depth
+    return b'[{"a":' * (depth // 2) + b"[]" + b"}]" * (depth // 2)
+
+
+def with_member(document: bytes, name: bytes, member: bytes) -> bytes:
+    """The JSON object `document` with one more member at its end, as raw bytes."""
+    return document[:-1] + b',"' + name + b'":' + member + b"}"
+
+
+@pytest.mark.parametrize("depth", [1_025, 2_000, 10_000])
+@pytest.mark.parametrize("kind", ["arrays", "objects", "mixed"])
+def test_a_valid_payment_with_a_deeply_nested_ignored_field_is_accepted(depth: int, kind: str) -> None:
+    value = with_member(encode(VALID), b"ignored", nested(depth, kind))
+    with pytest.raises(orjson.JSONDecodeError, match="depth limit exceeded"):
+        orjson.loads(value)  # what sent it to the DLQ before
+    assert parse_payment(value, RECORD_US, NOW_US) == payment()
+    label = with_member(encode({"transaction_id": 7, "is_fraud": 1}), b"ignored", nested(depth, kind))
+    assert parse_label(label, RECORD_US, NOW_US) == Label("7", True, RECORD_US)
+
+
+def test_a_deep_document_too_large_to_read_is_refused_with_the_reason() -> None:
+    value = with_member(encode(VALID), b"ignored", nested(100_000, "arrays"))
+    started = time.perf_counter()
+    with pytest.raises(InvalidMessage) as caught:
+        parse_payment(value, RECORD_US, NOW_US)
+    assert time.perf_counter() - started < 0.05  # refused on its size, nothing scanned
+    assert str(caught.value) == (
+        f"payment is nested deeper than {MAX_DECODER_DEPTH:,} levels and larger than {MAX_DEEP_BYTES:,} "
+        f"bytes ({len(value):,}): too costly to read"
+    )
+
+
+def test_the_costliest_deep_document_read_stays_cheap() -> None:
+    """Tokens as short as JSON allows, all the way to the size limit: the scanner's worst case."""
+    head = with_member(encode(VALID), b"ignored", b'[{"":' * 600 + b"[")
+    items = (MAX_DEEP_BYTES - len(head) - 2 * 600 - 4) // 2
+    value = head[:-1] + b"0," * items + b"0]" + b"}]" * 600 + b"}"
+    assert MAX_DEEP_BYTES - 8 <= len(value) <= MAX_DEEP_BYTES
+    started = time.perf_counter()
+    assert parse_payment(value, RECORD_US, NOW_US) == payment()
+    assert time.perf_counter() - started < 0.5  # ~30 ms measured; generous for a shared machine
+
+
+def test_a_contract_field_nested_deeply_is_refused_for_its_type() -> None:
+    deep = nested(2_000, "arrays")
+    for field, words in [("transaction_id", "a string or an integer, got list"), ("amount", "a JSON number, got list")]:
+        value = with_member(encode({k: v for k, v in VALID.items() if k != field}), field.encode(), deep)
+        with pytest.raises(InvalidMessage, match=f"^{field} must be {words}$"):
+            parse_payment(value, RECORD_US, NOW_US)
+
+
+def test_a_big_integer_id_beside_a_deep_field_keeps_every_digit() -> None:
+    value = with_member(json.dumps({**VALID, "transaction_id": 2**70}).encode(), b"ignored", nested(2_000, "objects"))
+    assert parse_payment(value, RECORD_US, NOW_US).transaction_id == str(2**70)
+
+
+def test_the_last_of_duplicate_keys_wins_beside_a_deep_field_as_in_a_shallow_document() -> None:
+    value = with_member(with_member(encode(VALID), b"ignored", nested(2_000, "arrays")), b"amount", b"7")
+    assert parse_payment(value, RECORD_US, NOW_US) == payment(amount=7.0)
+
+
+@pytest.mark.parametrize(
+    ("inner", "words"),
+    [
+        (b"[" * 2_000 + b"]" * 1_999, "not valid UTF-8 JSON"),
+        (b"[" * 2_000 + b"}" * 2_000, "not valid UTF-8 JSON"),
+        (b"[" * 2_000 + b"1," + b"]" * 2_000, "not valid UTF-8 JSON"),
+        (b"[" * 2_000 + b"tru" + b"]" * 2_000, "not valid UTF-8 JSON"),
+        (b"[" * 2_000 + b'"\xff"' + b"]" * 2_000, "not valid UTF-8 JSON"),
+        (b"[" * 2_000 + b'"\\ud800"' + b"]" * 2_000, "not valid UTF-8 JSON"),
+        (b"[" * 2_000 + b"1e400" + b"]" * 2_000, "beyond the range of a double"),
+        (b"[" * 2_000 + b"]" * 2_000 + b" x", "not valid UTF-8 JSON"),
+    ],
+    ids=["unclosed", "mismatched", "trailing comma", "bad literal", "not UTF-8", "lone surrogate", "inf", "garbage"],
+)
+def test_a_deep_document_that_is_not_json_is_refused_as_a_shallow_one_would_be(inner: bytes, words: str) -> None:
+    value = with_member(encode(VALID), b"ignored", inner)
+    with pytest.raises(InvalidMessage, match=words) as caught:
+        parse_payment(value, RECORD_US, NOW_US)
+    assert "\n" not in str(caught.value)
+
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=False) | st.text()
+json_values = st.recursive(
+    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+)
+OUT_OF_RANGE = "<1e400>"  # written as the number 1e400, which no double holds
+contract_values = st.sampled_from([*VALID.values(), "EUR", "t" * 65, 0, -1, 2**70, OUT_OF_RANGE]) | json_values
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fields=st.dictionaries(
+        st.sampled_from([*VALID, "currency", "terminal_id", "is_fraud", "labelled_at", "other"]), contract_values
+    ),
+    cut=st.integers(0, 400),
+    insert=st.sampled_from([b"", b",", b"]", b"}", b"[", b'"', b":", b"1", b"\\", b" "]),
+    kind=st.sampled_from(["arrays", "objects", "mixed"]),
+)
+def test_a_deep_document_gets_the_verdict_of_its_shallow_twin(
+    fields: dict[str, object], cut: int, insert: bytes, kind: str
+) -> None:
+    """The same document with the deep field as an empty container: same payment or label, or same rule broken."""
+    document = json.dumps({**VALID, **fields}).replace(f'"{OUT_OF_RANGE}"', "1e400").encode()
+    cut = min(cut, len(document) - 1)
+    mangled = document[:cut] + insert + document[cut:]  # sometimes broken on purpose
+    shallow = with_member(mangled, b"deep", b"{}" if kind == "objects" else b"[]")
+    deep = with_member(mangled, b"deep", nested(1_500, kind))
+    for parse in (parse_payment, parse_label):
+        assert outcome(parse, deep) == outcome(parse, shallow)
+
+
+def outcome(parse, value: bytes) -> object:
+    """The parsed message, or the rule the reason names (what comes before its first colon)."""
+    try:
+        return parse(value, RECORD_US, NOW_US)
+    except InvalidMessage as exc:
+        return str(exc).split(":")[0]

@@ -21,6 +21,7 @@ from payment_platform.model.registry import (
     ModelNotFoundError,
     ModelRegistry,
     ModelRegistryError,
+    ProductionPointer,
 )
 from payment_platform.model.split import InsufficientHistoryError, TimeSplit, plan_time_split, time_split
 from payment_platform.model.training import (
@@ -45,6 +46,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelRegistry",
     "ModelRegistryError",
+    "ProductionPointer",
     "ThresholdPolicy",
     "ThresholdStats",
     "TimeSplit",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from payment_platform.settings import redact_url
+from payment_platform.settings import redact_text, redact_url
 from payment_platform.store.tables import create_tables
 
 
@@ -33,7 +33,7 @@ def connect_store(url: str, *, create: bool = True, lock_wait_timeout_s: int | N
             options["pool_recycle"] = 3600
         engine = sa.create_engine(url, **options)
     except Exception as exc:  # noqa: BLE001 - bad URL, missing driver
-        raise StoreUnavailable(f"PAYMENT_DB_URL is not usable ({redact_url(url)}): {_first_line(exc)}") from None
+        raise StoreUnavailable(f"PAYMENT_DB_URL is not usable ({redact_url(url)}): {_reason(exc, url)}") from None
     if engine.dialect.name == "sqlite" and engine.url.database:
         from pathlib import Path
 
@@ -46,7 +46,7 @@ def connect_store(url: str, *, create: bool = True, lock_wait_timeout_s: int | N
     except Exception as exc:  # noqa: BLE001
         engine.dispose()
         raise StoreUnavailable(
-            f"cannot use the score store at {redact_url(url)}: {_first_line(exc)} "
+            f"cannot use the score store at {redact_url(url)}: {_reason(exc, url)} "
             "(check PAYMENT_DB_URL and that the database server is running)"
         ) from None
     if engine.dialect.name == "sqlite":
@@ -55,6 +55,7 @@ def connect_store(url: str, *, create: bool = True, lock_wait_timeout_s: int | N
     return engine
 
 
-def _first_line(exc: BaseException) -> str:
+def _reason(exc: BaseException, url: str) -> str:
+    """The error's first line with the URL's secrets masked (before it is cut: a cut secret is still half shown)."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {redact_text(text[0], url)[:200]}" if text else type(exc).__name__

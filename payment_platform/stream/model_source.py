@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from payment_platform.features import FEATURE_NAMES
-from payment_platform.model import LoadedModel, ModelIntegrityError, ModelRegistry, ModelRegistryError
+from payment_platform.model import (
+    LoadedModel,
+    ModelIntegrityError,
+    ModelRegistry,
+    ModelRegistryError,
+    ProductionPointer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +49,19 @@ def bind(loaded: LoadedModel) -> ScoringModel:
 class ModelSource:
     """Hands out the promoted model; checks the registry's pointer every `refresh_s` seconds.
 
-    A promoted model that fails to load (missing, corrupt, checksum mismatch) is refused with an
-    error log and the last good model stays in service.
+    A promoted model that fails to load (missing, corrupt, checksum mismatch, a pointer not written
+    by promotion) is refused with one error line, logged once, and the last good model stays in
+    service. With no model in service yet, the refusal is raised: the scorer cannot start.
     """
 
     def __init__(self, registry: ModelRegistry, refresh_s: float = 5.0) -> None:
         self.registry = registry
         self.refresh_s = refresh_s
         self._model: ScoringModel | None = None
+        self._pointer: ProductionPointer | None = None
         self._checked = 0.0
-        self._refused: str | None = None
+        self._refused_pointer: ProductionPointer | None = None
+        self._refused_reason: str | None = None
 
     def current(self) -> ScoringModel:
         now = time.monotonic()
@@ -64,19 +73,31 @@ class ModelSource:
         return self._model
 
     def _refresh(self) -> None:
-        version = self.registry.production_version()
-        if version is None or (self._model and version == self._model.version) or version == self._refused:
+        try:
+            pointer = self.registry.production_pointer()
+        except ModelRegistryError as exc:
+            self._refuse(exc)
+            return
+        if pointer is None or pointer in (self._pointer, self._refused_pointer):
             return
         try:
-            model = bind(self.registry.load(version))
+            model = bind(self.registry.load_promoted(pointer))
         except ModelRegistryError as exc:
-            self._refused = version
-            if self._model is None:
-                raise
-            logger.error("refusing promoted model %s (%s); keeping %s", version, exc, self._model.version)
+            self._refused_pointer = pointer
+            self._refuse(exc)
             return
         if self._model is not None:
             logger.info("switched from model %s to %s", self._model.version, model.version)
         else:
             logger.info("scoring with model %s", model.version)
-        self._model = model
+        self._model, self._pointer = model, pointer
+        self._refused_pointer = self._refused_reason = None
+
+    def _refuse(self, exc: ModelRegistryError) -> None:
+        """Raise when there is no model to keep; otherwise log the reason once and keep the model."""
+        if self._model is None:
+            raise exc
+        reason = str(exc)
+        if reason != self._refused_reason:
+            self._refused_reason = reason
+            logger.error("refusing the promoted model: %s; keeping %s", reason, self._model.version)
