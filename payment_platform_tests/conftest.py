@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from payment_platform.kafka.embedded_broker import start_embedded_broker, stop_embedded_broker
 from payment_platform.model import ModelRegistry
 from payment_platform.model.pipeline import TrainingPlan, TrainingWindow, train_candidate
+from payment_platform.stream.config import ScorerConfig
 from payment_platform.world import World
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -112,6 +113,7 @@ def scorer_cli_env(home: Path, bootstrap: str, db_url: str, group: str, topics: 
         "PAYMENT_TOPIC": topics["payment_topic"],
         "PAYMENT_LABELS_TOPIC": topics["labels_topic"],
         "PAYMENT_DLQ_TOPIC": topics["dlq_topic"],
+        "PAYMENT_DECISIONS_TOPIC": topics["decisions_topic"],
     }
 
 
@@ -123,7 +125,17 @@ def topic_names() -> dict[str, str]:
         "payment_topic": f"payments-{suffix}",
         "labels_topic": f"payment-labels-{suffix}",
         "dlq_topic": f"payments.dlq-{suffix}",
+        "decisions_topic": f"payments.decisions-{suffix}",
     }
+
+
+def scorer_config(
+    bootstrap: str, topics: dict[str, str], db_url: str, model_dir: Path, group: str, **overrides: object
+) -> ScorerConfig:
+    """The configuration of a scorer run by a test, on its own topics and group."""
+    return ScorerConfig(
+        bootstrap=bootstrap, consumer_group=group, db_url=db_url, model_dir=model_dir, **topics
+    ).with_overrides(**overrides)
 
 
 @pytest.fixture(scope="session")

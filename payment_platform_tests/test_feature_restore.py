@@ -1,10 +1,7 @@
-"""A restarted scorer rebuilds its feature state from the score store (issue: state survives restarts).
-
-The scorer is simulated batch by batch: each batch's rows and the labels delivered with it are written
-as the scorer writes them, then "committed". At the crash, the last written batch is not committed yet,
-so the restarted scorer reads it again. The restored state must then give every later payment exactly
-the features an uninterrupted state gives it.
-"""
+"""A scorer that starts (or restarts, or takes over shards) rebuilds its state from the score store: the
+cards of its shards from their stored payments, the terminals of every card from every scorer's stored
+payments and labels (store/terminal_feed.py). The features it then gives the next payments must equal the
+offline driver's on the whole history, on SQLite and on the real MariaDB."""
 
 from __future__ import annotations
 
@@ -17,137 +14,130 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from payment_platform.features import FEATURE_NAMES, FeatureState
-from payment_platform.features.definitions import DAY_MS, event_time_ms
+from payment_platform.features import FEATURE_NAMES, OnlineFeatures, compute_features
+from payment_platform.features.definitions import CARD_REACH_MS, DAY_MS, TERMINAL_REACH_S, event_time_us, seconds
+from payment_platform.features.labels import label_events_of
+from payment_platform.features.parity import horizons_us, release_batches
+from payment_platform.features.terminal_feed import TerminalFeed
 from payment_platform.store.database import connect_store
-from payment_platform.store.feature_history import read_feature_history
-from payment_platform.store.writer import LabelRow, ScoreWriter, us_to_datetimes
+from payment_platform.store.event_time import datetime_of
+from payment_platform.store.stream_state import card_history
+from payment_platform.store.terminal_feed import StoreTerminalSource
+from payment_platform.store.writer import LabelRow, ScoredBatch, ScoreWriter
 from payment_platform.world import World
 
-BATCH = 500
-PARTITIONS = 4
-LABEL_DELAY_MS = 2 * DAY_MS
+SHARDS = 4
+RESTART = pd.Timestamp("2026-04-10", tz="UTC")
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'restore.db'}"
-    else:
-        url = request.getfixturevalue("mysql_database")
+    url = (
+        f"sqlite:///{tmp_path / 'restore.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("mysql_database")
+    )
     engine = connect_store(url)
     yield engine
     engine.dispose()
 
 
-def world_stream() -> pd.DataFrame:
-    """40 days of 300 cards: enough history for every card and delayed terminal window."""
-    frame = World(seed=21, n_cards=300).days(dt.date(2026, 3, 1), dt.date(2026, 4, 9))
-    return frame.reset_index(drop=True)
+def history() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """45 days of 300 cards, and their labels: a week after each payment, some corrected a day later."""
+    frame = World(seed=21, n_cards=300).days(dt.date(2026, 3, 1), dt.date(2026, 4, 14)).reset_index(drop=True)
+    frame["shard"] = pd.util.hash_array(frame["customer_id"].to_numpy()).astype(np.int64) % SHARDS
+    labels = label_events_of(frame)
+    corrected = labels.sample(frac=0.01, random_state=1).assign(is_fraud=lambda f: ~f["is_fraud"])
+    corrected["labelled_us"] += DAY_MS * 1_000
+    labels = pd.concat([labels, corrected], ignore_index=True)
+    labels["seq"] = np.arange(len(labels))
+    return frame, labels
 
 
-def partition_of(cards: pd.Series) -> np.ndarray:
-    return pd.util.hash_array(cards.to_numpy()).astype(np.int64) % PARTITIONS
+def write(writer: ScoreWriter, rows: pd.DataFrame, labels: pd.DataFrame) -> None:
+    n = len(rows)
+    writer.write(
+        ScoredBatch(
+            transaction_id=rows["transaction_id"].tolist(),
+            customer_id=rows["customer_id"].tolist(),
+            terminal_id=rows["terminal_id"].tolist(),
+            amount=rows["amount"].to_numpy(dtype=np.float64),
+            currency=rows["currency"].tolist(),
+            event_us=event_time_us(rows["event_time"]),
+            score=np.zeros(n),
+            status=["APPROVED"] * n,
+            reasons=[""] * n,
+            model_version="test",
+            kafka_partition=rows["shard"].to_numpy(),
+            kafka_offset=np.arange(n, dtype=np.int64),
+            shard=rows["shard"].to_numpy(),
+            scored_at=dt.datetime(2026, 5, 1),
+        ),
+        [
+            LabelRow(tx, bool(fraud), datetime_of(int(at)))
+            for tx, fraud, at in zip(labels["transaction_id"], labels["is_fraud"], labels["labelled_us"], strict=True)
+        ],
+    )
 
 
-class SimulatedScorer:
-    """Feeds a FeatureState the way the scorer does: before each batch, the labels that are known by the
-    batch's newest event time; then the batch. Optionally writes what it feeds, as the scorer would."""
+def restored(engine: sa.Engine, shards: list[int], restart_ms: int) -> tuple[OnlineFeatures, TerminalFeed]:
+    """What a scorer starting at restart_ms reads back: its shards' cards, every terminal."""
+    online = OnlineFeatures()
+    for shard in shards:
+        cards = card_history(engine, shard, (restart_ms - CARD_REACH_MS - DAY_MS) * 1_000)
+        online.cards(shard).add(cards.cards, cards.t_ms.tolist(), cards.cents.tolist())
+    feed = TerminalFeed(online.terminals, StoreTerminalSource(engine))
+    start_ms = restart_ms - DAY_MS
+    feed.start((seconds(start_ms) - TERMINAL_REACH_S) * 1_000_000, horizons_us(start_ms)[1])
+    return online, feed
 
-    def __init__(self, frame: pd.DataFrame, state: FeatureState, writer: ScoreWriter | None = None) -> None:
-        self.frame, self.state, self.writer = frame, state, writer
-        t_ms = event_time_ms(frame["event_time"])
-        self.label_order = np.argsort(t_ms + LABEL_DELAY_MS, kind="stable")
-        self.label_due = (t_ms + LABEL_DELAY_MS)[self.label_order]
-        self.t_ms, self.delivered = t_ms, 0
-        self.partition = partition_of(frame["customer_id"])
 
-    def run_batch(self, start: int) -> np.ndarray:
-        rows = self.frame.iloc[start : start + BATCH]
-        known = int(np.searchsorted(self.label_due, self.t_ms[start : start + BATCH].max(), "right"))
-        fresh = self.label_order[self.delivered : known]
-        self.delivered = max(self.delivered, known)
-        ids = self.frame["transaction_id"].to_numpy()[fresh].tolist()
-        flags = self.frame["is_fraud"].to_numpy()[fresh].astype(bool).tolist()
-        self.state.add_labels(ids, flags)
-        features = self.state.featurise(rows)
-        if self.writer is not None:
-            self._write(rows, start, ids, flags)
-        return features
+def test_a_restored_scorer_gives_the_next_payments_their_offline_features(engine: sa.Engine) -> None:
+    frame, labels = history()
+    before = frame["event_time"] < RESTART
+    known = labels["labelled_us"].to_numpy() < event_time_us(pd.Series([RESTART]))[0]
+    writer = ScoreWriter(engine)
+    write(writer, frame[before], labels[known])
 
-    def _write(self, rows: pd.DataFrame, start: int, label_ids: list[str], flags: list[bool]) -> None:
-        event_times = us_to_datetimes(event_time_ms(rows["event_time"]) * 1_000)
-        scored = [
-            {
-                "transaction_id": tx,
-                "customer_id": card,
-                "terminal_id": terminal,
-                "amount": amount,
-                "currency": "EUR",
-                "event_time": event_times[i],
-                "score": 0.0,
-                "status": "APPROVED",
-                "reasons": "",
-                "model_version": "test",
-                "scored_at": event_times[i],
-                "kafka_partition": int(self.partition[start + i]),
-                "kafka_offset": start + i,
-            }
-            for i, (tx, card, terminal, amount) in enumerate(
-                zip(rows["transaction_id"], rows["customer_id"], rows["terminal_id"], rows["amount"], strict=True)
+    online, feed = restored(engine, list(range(SHARDS)), int(RESTART.value // 1_000_000))
+    rest = frame[~before]
+    t_ms = event_time_us(rest["event_time"]) // 1_000
+    late_labels = labels[~known].sort_values("labelled_us")
+    got = np.empty((len(rest), len(FEATURE_NAMES)))
+    for rows in release_batches(t_ms, 400):
+        batch = rest.iloc[rows]
+        # The labels the group has written by the time this batch may see them (other scorers' progress).
+        due = late_labels["labelled_us"].to_numpy() < horizons_us(int(t_ms[rows].max()))[1]
+        write(writer, batch.iloc[:0], late_labels[due])
+        late_labels = late_labels[~due]
+        feed.advance(*horizons_us(int(t_ms[rows].max())))
+        for shard, part in batch.groupby("shard"):
+            where = rows[batch["shard"].to_numpy() == shard]
+            got[where] = online.featurise(
+                part["customer_id"].tolist(),
+                part["terminal_id"].tolist(),
+                t_ms[where],
+                part["amount"].to_numpy(),
+                int(shard),
             )
-        ]
-        now = dt.datetime(2026, 5, 1)
-        assert self.writer is not None
-        self.writer.write(scored, [LabelRow(tx, flag, now) for tx, flag in zip(label_ids, flags, strict=True)])
+        write(writer, batch, late_labels.iloc[:0])
+
+    expected = compute_features(frame, labels).loc[rest.index].to_numpy()
+    np.testing.assert_array_equal(got, expected)
+    assert expected[:, FEATURE_NAMES.index("terminal_fraud_share_30d")].max() > 0
+    assert online.terminals.tracked_frauds > 0
 
 
-def test_a_restored_state_gives_the_next_payments_the_uninterrupted_features(engine: sa.Engine) -> None:
-    frame = world_stream()
-    starts = list(range(0, len(frame), BATCH))
-    crash = len(starts) * 2 // 3  # batches [0, crash) written; batch crash - 1 not committed
-
-    uninterrupted = SimulatedScorer(frame, FeatureState())
-    expected = [uninterrupted.run_batch(start) for start in starts]
-
-    before = SimulatedScorer(frame, FeatureState(), ScoreWriter(engine))
-    for start in starts[: crash - 1]:
-        before.run_batch(start)
-    committed_labels = before.delivered
-    before.run_batch(starts[crash - 1])
-
-    history = read_feature_history(engine, range(PARTITIONS), dt.timedelta(milliseconds=FeatureState().reach_ms))
-    assert len(history.payments) > 0 and history.labels["is_fraud"].any()
-    restored = FeatureState()
-    restored.restore(history.payments, history.labels["transaction_id"].tolist(), history.labels["is_fraud"].tolist())
-    after = SimulatedScorer(frame, restored)
-    after.delivered = committed_labels  # the uncommitted batch's labels come again, with it
-    got = [after.run_batch(start) for start in starts[crash - 1 :]]
-
-    for want, have in zip(expected[crash - 1 :], got, strict=True):
-        np.testing.assert_allclose(have, want, rtol=1e-12, atol=0)
-    assert restored.active_cards == uninterrupted.state.active_cards
-
-    # Without the restore, the same payments get different features: the test can fail.
-    cold = SimulatedScorer(frame, FeatureState())
-    cold.delivered = after.delivered
-    cold_features = cold.run_batch(starts[crash])
-    card_count_30d = FEATURE_NAMES.index("card_count_30d")
-    assert (cold_features[:, card_count_30d] < expected[crash][:, card_count_30d]).any()
+def test_restoring_some_shards_restores_only_their_cards(engine: sa.Engine) -> None:
+    frame, labels = history()
+    write(ScoreWriter(engine), frame, labels)
+    online, _ = restored(engine, [1, 3], int(frame["event_time"].max().value // 1_000_000))
+    recent = frame[frame["event_time"] > frame["event_time"].max() - pd.Timedelta(days=31)]
+    mine = recent[recent["shard"].isin([1, 3])]["customer_id"].nunique()
+    assert online.active_cards == mine and set(online.shards) == {1, 3}
 
 
-def test_restoring_only_some_partitions_restores_only_their_cards(engine: sa.Engine) -> None:
-    frame = world_stream().iloc[: BATCH * 6]
-    writer = SimulatedScorer(frame, FeatureState(), ScoreWriter(engine))
-    for start in range(0, len(frame), BATCH):
-        writer.run_batch(start)
-    history = read_feature_history(engine, [1], dt.timedelta(milliseconds=FeatureState().reach_ms))
-    cards = set(history.payments["customer_id"])
-    assert cards and cards == set(frame["customer_id"][partition_of(frame["customer_id"]) == 1])
-
-
-def test_restoring_an_empty_store_gives_an_empty_state(engine: sa.Engine) -> None:
-    history = read_feature_history(engine, range(PARTITIONS), dt.timedelta(days=40))
-    state = FeatureState()
-    state.restore(history.payments, [], [])
-    assert state.active_cards == 0
+def test_an_empty_store_restores_an_empty_state(engine: sa.Engine) -> None:
+    online, feed = restored(engine, [0, 1], 1_780_000_000_000)
+    feed.advance(*horizons_us(1_780_000_000_000))
+    assert online.active_cards == 0 and len(online.terminals) == 0

@@ -14,8 +14,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from payment_platform.kafka.clients import ensure_topics, payment_producer
 from payment_platform.sources.feed import PaymentFeed
-from payment_platform.stream.runner import ScorerSetup, run_scorer
+from payment_platform.stream.runner import run_scorer
 from payment_platform.world import World
+from payment_platform_tests.conftest import scorer_config
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def invalid_values(n: int) -> list[bytes | None]:
         orjson.dumps({"transaction_id": "bad-3", "customer_id": "C1"}),
         orjson.dumps({"transaction_id": "bad-4", "customer_id": "C1", "amount": "10"}),
         orjson.dumps({"transaction_id": "bad-5", "customer_id": "C1", "amount": -5}),
-        orjson.dumps({"transaction_id": "bad-6", "customer_id": "C1", "amount": 0}),
+        orjson.dumps({"transaction_id": "bad-6", "customer_id": "C1", "amount": -0.01}),
         orjson.dumps({"transaction_id": "bad-7", "customer_id": "C1", "amount": 2_000_000}),
         b'{"transaction_id": "bad-8", "customer_id": "C1", "amount": NaN}',
         orjson.dumps({"transaction_id": "bad-9", "customer_id": "C1", "amount": 5, "currency": "eur"}),
@@ -99,8 +100,7 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.
     return messages + extra
 
 
-def scorer_setup(bootstrap: str, topics: dict[str, str], db_url: str, model_dir: Path, group: str) -> ScorerSetup:
-    return ScorerSetup(bootstrap=bootstrap, consumer_group=group, db_url=db_url, model_dir=model_dir, **topics)
+scorer_setup = scorer_config
 
 
 def test_20k_payments_scored_exactly_once(
@@ -115,6 +115,7 @@ def test_20k_payments_scored_exactly_once(
 
     assert stats.consumed == VALID + INVALID
     assert stats.invalid == INVALID
+    assert stats.decisions == VALID
     engine = sa.create_engine(mysql_database)
     with engine.connect() as conn:
         rows, distinct, bad_status, versions = conn.execute(
@@ -139,15 +140,46 @@ def test_20k_payments_scored_exactly_once(
         assert headers["error"] and b"\n" not in headers["error"]
         assert headers["source.topic"].decode() == topic_names["payment_topic"]
         assert int(headers["source.offset"]) >= 0
-    assert sum(b"amount" in dict(m.headers())["error"] for m in dlq) > 20
+    assert sum(b"amount" in dict(m.headers())["error"] for m in dlq) > 15
+
+    # One decision per stored row, equal to it (CONTRACTS §1, Decision), keyed by customer_id.
+    decisions = read_topic(kafka_bootstrap, topic_names["decisions_topic"], VALID)
+    with engine.connect() as conn:
+        stored = {
+            row.transaction_id: row
+            for row in conn.execute(
+                sa.text(
+                    "SELECT transaction_id, customer_id, status, score, reasons, model_version, event_time, scored_at "
+                    "FROM scored_transactions"
+                )
+            )
+        }
+    assert len(decisions) == VALID
+    for message in decisions:
+        decision = orjson.loads(message.value())
+        row = stored[decision["transaction_id"]]
+        assert message.key() == row.customer_id.encode()
+        assert decision == {
+            "transaction_id": row.transaction_id,
+            "customer_id": row.customer_id,
+            "status": row.status,
+            "score": row.score,
+            "reasons": row.reasons.split(",") if row.reasons else [],
+            "model_version": row.model_version,
+            "event_time": row.event_time.isoformat(timespec="microseconds") + "Z",
+            "decided_at": row.scored_at.isoformat(timespec="microseconds") + "Z",
+        }
 
     # Every consumed offset is committed: a second run in the same group finds nothing to do.
     again = run_scorer(setup, idle_timeout_s=8)
     assert again.consumed == 0
-    # Replaying the whole topic in a fresh group writes no new row: rows are idempotent.
+    # Replaying the whole topic in a fresh group writes no new row: rows are idempotent, and each stored
+    # decision is sent again, identical.
     replay = scorer_setup(kafka_bootstrap, topic_names, mysql_database, model_dir, "replay-" + topic_names["dlq_topic"])
     replayed = run_scorer(replay, max_messages=VALID + INVALID, idle_timeout_s=15)
-    assert replayed.consumed == VALID + INVALID and replayed.scored == 0
+    assert replayed.consumed == VALID + INVALID and replayed.scored == 0 and replayed.duplicates == VALID
+    again_decisions = read_topic(kafka_bootstrap, topic_names["decisions_topic"], 2 * VALID)
+    assert sorted(m.value() for m in again_decisions) == sorted([m.value() for m in decisions] * 2)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM scored_transactions")).scalar() == VALID
     engine.dispose()

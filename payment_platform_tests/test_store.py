@@ -12,8 +12,16 @@ import pytest
 import sqlalchemy as sa
 
 from payment_platform.store.database import StoreUnavailable, connect_store
+from payment_platform.store.event_time import epoch_us_of
 from payment_platform.store.reports import build_daily_report, save_daily_report
-from payment_platform.store.tables import daily_scoring_reports, scored_transactions, transaction_labels
+from payment_platform.store.stream_state import card_history, newest_event_us, read_progress, stored_payments
+from payment_platform.store.tables import (
+    daily_scoring_reports,
+    label_events,
+    scored_transactions,
+    scorer_status,
+    transaction_labels,
+)
 from payment_platform.store.writer import SCORED_COLUMNS, LabelRow, ScoredBatch, ScoreWriter, us_to_datetimes
 
 DAY = dt.date(2026, 3, 1)
@@ -36,6 +44,7 @@ def scored_row(transaction_id: str, **fields: object) -> dict[str, object]:
         "scored_at": NOON + dt.timedelta(milliseconds=50),
         "kafka_partition": 0,
         "kafka_offset": 1,
+        "shard": 0,
     }
     row.update(fields)
     assert set(row) == set(SCORED_COLUMNS)
@@ -109,6 +118,7 @@ def test_a_scored_batch_round_trips_exactly(engine: sa.Engine) -> None:
         model_version="v\t1",
         kafka_partition=np.arange(n, dtype=np.int64),
         kafka_offset=np.arange(n, dtype=np.int64) + 2**40,
+        shard=np.arange(n, dtype=np.int64) % 3,
         scored_at=NOON + dt.timedelta(microseconds=7),
     )
     assert ScoreWriter(engine).write(batch) == n
@@ -227,6 +237,71 @@ def test_payments_and_labels_in_one_batch(engine: sa.Engine) -> None:
     inserted = ScoreWriter(engine).write([scored_row("p1"), scored_row("p2")], [LabelRow("p1", True, NOON)])
     assert inserted == 2
     assert all_labels(engine) == {"p1": (True, NOON)}
+
+
+def test_the_label_history_keeps_every_label_once_and_the_latest_row_follows_it(engine: sa.Engine) -> None:
+    """transaction_labels is derived from label_events: the latest labelled_at, ties to the later arrival,
+    and a label received twice stays one event in its first place (so a re-sent old verdict cannot win)."""
+    writer = ScoreWriter(engine)
+    fraud, genuine = LabelRow("t", True, NOON, "chargeback"), LabelRow("t", False, NOON, "analyst:ann")
+    writer.write([], [fraud, genuine])
+    assert all_labels(engine) == {"t": (False, NOON)}
+    writer.write([], [fraud])  # the same fraud label again: already known, still behind the correction
+    assert all_labels(engine) == {"t": (False, NOON)}
+    with engine.connect() as conn:
+        events = conn.execute(
+            sa.select(label_events.c.is_fraud, label_events.c.source).order_by(label_events.c.id)
+        ).all()
+    assert [tuple(e) for e in events] == [(True, "chargeback"), (False, "analyst:ann")]
+
+
+def test_progress_only_moves_forward_and_status_is_one_row_per_scorer(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    status = {
+        "scorer_id": "host:1:2",
+        "consumer_group": "g",
+        "started_at": NOON,
+        "running": True,
+        "consumed": 5,
+        "scored": 4,
+        "dead_lettered": 1,
+        "labels": 0,
+        "payments_per_s": 2.5,
+        "consumer_lag": None,
+        "model_version": "v1",
+        "orphan_labels": 0,
+        "mis_keyed": 3,
+    }
+    writer.write([], progress={("shards", 0): 100, ("shards", 1): 50}, consumer_group="g", status=status)
+    writer.write([], progress={("shards", 0): 70}, consumer_group="g", status={**status, "scored": 9})
+    writer.write([], progress={("shards", 0): 70}, consumer_group="other")
+    assert read_progress(engine, "g") == {("shards", 0): 100, ("shards", 1): 50}
+    assert read_progress(engine, "other") == {("shards", 0): 70}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(scorer_status.c.scorer_id, scorer_status.c.scored)).all()
+    assert [tuple(row) for row in rows] == [("host:1:2", 9)]
+
+
+def test_stored_payments_and_card_history_read_back_what_was_written(engine: sa.Engine) -> None:
+    writer = ScoreWriter(engine)
+    writer.write(
+        [
+            scored_row("a", customer_id="c1", shard=1, event_time=NOON, amount=Decimal("1.25")),
+            scored_row("b", customer_id="c2", shard=1, event_time=NOON + dt.timedelta(seconds=1)),
+            scored_row("c", customer_id="c3", shard=2, event_time=NOON),
+        ]
+    )
+    found = stored_payments(engine, ["a", "zz"])
+    assert list(found) == ["a"] and found["a"].amount_cents == 125 and found["a"].shard == 1
+    assert found["a"].event_us == epoch_us_of(NOON)
+    history = card_history(engine, 1, epoch_us_of(NOON) - 1)
+    assert history.cards == ["c1", "c2"] and history.t_ms.tolist() == [
+        epoch_us_of(NOON) // 1000,
+        epoch_us_of(NOON) // 1000 + 1000,
+    ]
+    assert card_history(engine, 1, epoch_us_of(NOON)).cards == ["c2"]  # strictly after
+    assert newest_event_us(engine, 1) == epoch_us_of(NOON) + 1_000_000
+    assert newest_event_us(engine, 9) is None
 
 
 def test_us_to_datetimes_gives_naive_utc() -> None:
@@ -350,3 +425,27 @@ def test_the_bulk_file_escapes_what_load_data_would_misread() -> None:
 
     row = ["a\tb", "c\nd", "back\\slash", "nul\0", 1.5, None, dt.datetime(2026, 1, 2, 3, 4, 5, 6), 7]
     assert tsv([row]) == b"a\\tb\tc\\nd\tback\\\\slash\tnul\\0\t1.5\t\\N\t2026-01-02 03:04:05.000006\t7\n"
+
+
+@pytest.mark.parametrize(
+    ("error", "failure"),
+    [
+        (1205, "transient"),  # lock wait (a table locked by LOCK TABLES too)
+        (1213, "transient"),  # deadlock
+        (2013, "transient"),  # lost connection
+        (2006, "transient"),
+        (1142, "permanent"),  # INSERT revoked
+        (1054, "permanent"),  # a dropped column
+        (1146, "permanent"),  # a dropped table
+    ],
+)
+def test_database_errors_are_transient_or_permanent_from_either_layer(error: int, failure: str) -> None:
+    import pymysql
+
+    from payment_platform.store.errors import classify, first_line
+
+    raw = pymysql.err.OperationalError(error, "server says no")
+    wrapped = sa.exc.OperationalError("LOAD DATA ...", {}, raw)
+    assert classify(raw).value == failure  # the bulk load raises the driver's own error
+    assert classify(wrapped).value == failure
+    assert first_line(wrapped) == f"({error}) server says no"

@@ -99,8 +99,10 @@ def scorer_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": True,  # a partition at its end holds no other back (event-time alignment)
-        "session.timeout.ms": 10_000,
-        "heartbeat.interval.ms": 1_000,
+        # Liveness of the process (the heartbeat thread): a dead scorer's partitions move on within 6 s.
+        # The loop's own liveness is max.poll.interval.ms. Joining a group also takes about half of it.
+        "session.timeout.ms": 6_000,
+        "heartbeat.interval.ms": 500,
         "max.poll.interval.ms": 300_000,
         "fetch.wait.max.ms": 50,
         "queued.max.messages.kbytes": 16_384,  # prefetch per partition: enough to keep batches full
