@@ -1,8 +1,8 @@
 """Crashes mid-stream: the scorer is SIGKILLed five times and restarted, on the real broker and MariaDB.
 
 At the end every valid payment has exactly one row, the DLQ holds the invalid messages, and every row
-carries the score and decision an uninterrupted scorer gives it: the offline features of the whole
-stream (equal to the online ones by the parity tests) scored by the same model.
+carries exactly the score and decision an uninterrupted scorer gives it: the offline features of the whole
+stream and its label history, scored by the same model.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from payment_platform.kafka.clients import ensure_topics, payment_producer
 from payment_platform.model import ModelRegistry
 from payment_platform.sources.feed import PaymentFeed
 from payment_platform.store.database import connect_store
+from payment_platform.stream.decisions import score_and_decide
 from payment_platform.stream.model_source import bind
-from payment_platform.stream.scorer import score_and_decide
 from payment_platform.world import World
 from payment_platform_tests.conftest import scorer_cli_env
 from payment_platform_tests.test_scoring_integration import invalid_values, read_topic
@@ -35,15 +35,15 @@ pytestmark = pytest.mark.integration
 INVALID = 100
 # Where each run dies: named points of the batch cycle (PAYMENT_CRASH_AT), then a kill from outside at
 # a moment chosen by how many rows are stored.
-CRASHES = ["consumed:3", "scored:4", "written:5", "written:2", None]
+CRASHES = ["consumed:30", "scored:4", "written:5", "written:2", None]
 
 
 def produce_stream(bootstrap: str, topics: dict[str, str]) -> int:
-    """~100,000 payments of 40 days, their labels 2 days later in event time, and invalid messages."""
+    """~40,000 payments of 40 days, their labels 2 days later in event time, and invalid messages."""
     ensure_topics(bootstrap, topics.values())
     producer = payment_producer(bootstrap)
     feed = PaymentFeed(producer, topics["payment_topic"], topics["labels_topic"], label_delay_days=2)
-    payments = World(seed=13, n_cards=1_250).days(dt.date(2026, 6, 1), dt.date(2026, 7, 10))
+    payments = World(seed=13, n_cards=500).days(dt.date(2026, 6, 1), dt.date(2026, 7, 10))
     step = len(payments) // INVALID
     for i, value in enumerate(invalid_values(INVALID)):
         feed.send(payments.iloc[i * step : (i + 1) * step])
@@ -61,7 +61,7 @@ def stored_rows(engine: sa.Engine) -> int:
 
 def run_scorer_process(env: dict[str, str], crash: str | None, engine: sa.Engine, kill_at_rows: int) -> int:
     """One scorer process until it crashes (or is killed once `kill_at_rows` rows are stored)."""
-    command = [sys.executable, "-m", "payment_platform.cli", "score", "--batch-size", "2000", "--idle-timeout-s", "8"]
+    command = [sys.executable, "-m", "payment_platform.cli", "score", "--batch-size", "1000", "--idle-timeout-s", "6"]
     process_env = env | ({"PAYMENT_CRASH_AT": crash} if crash else {})
     process = subprocess.Popen(command, env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if crash is None:
@@ -85,13 +85,13 @@ def test_five_kills_lose_nothing_and_score_as_if_uninterrupted(
     progress = []
     for crash in CRASHES:
         code = run_scorer_process(
-            env, crash, engine, kill_at_rows=stored_rows(engine) + int(rng.integers(2_000, 9_000))
+            env, crash, engine, kill_at_rows=stored_rows(engine) + int(rng.integers(1_000, 4_000))
         )
         assert code == -9, f"the scorer should have been killed at {crash}, it exited {code}"
         progress.append(stored_rows(engine))
-    assert progress[0] > 0 and progress[-1] < valid, f"the kills fell outside the stream: {progress}"
+    assert max(progress) > 0 and progress[-1] < valid, f"the kills fell outside the stream: {progress}"
     final = subprocess.run(
-        [sys.executable, "-m", "payment_platform.cli", "score", "--idle-timeout-s", "8"],
+        [sys.executable, "-m", "payment_platform.cli", "score", "--idle-timeout-s", "4"],
         env=env,
         capture_output=True,
         text=True,
@@ -103,12 +103,13 @@ def test_five_kills_lose_nothing_and_score_as_if_uninterrupted(
         rows = pd.DataFrame(
             conn.execute(
                 sa.text(
-                    "SELECT s.transaction_id, s.customer_id, s.terminal_id, s.amount, s.event_time, s.score, "
-                    "s.status, s.reasons, COALESCE(l.is_fraud, 0) AS is_fraud FROM scored_transactions s "
-                    "LEFT JOIN transaction_labels l ON l.transaction_id = s.transaction_id "
-                    "ORDER BY s.kafka_partition, s.kafka_offset"
+                    "SELECT transaction_id, customer_id, terminal_id, amount, event_time, score, status, reasons "
+                    "FROM scored_transactions ORDER BY kafka_partition, kafka_offset"
                 )
             ).all()
+        )
+        labels = pd.DataFrame(
+            conn.execute(sa.text("SELECT transaction_id, is_fraud, labelled_at, id AS seq FROM label_events")).all()
         )
     engine.dispose()
     assert len(rows) == valid and rows["transaction_id"].nunique() == valid
@@ -117,15 +118,16 @@ def test_five_kills_lose_nothing_and_score_as_if_uninterrupted(
     sources = {(dict(m.headers())["source.partition"], dict(m.headers())["source.offset"]) for m in dlq}
     assert len(sources) == INVALID  # at least once: a batch replayed after a crash may forward it again
 
-    # The uninterrupted reference: stream order is per-partition offset order, labels all known in time.
+    # The uninterrupted reference: the offline features of every stored payment and every label.
     rows["amount"] = rows["amount"].astype(float)
     rows["event_time"] = pd.to_datetime(rows["event_time"]).dt.tz_localize("UTC")
-    features = compute_features(rows).to_numpy()
+    labels["labelled_us"] = pd.to_datetime(labels["labelled_at"]).astype("datetime64[us]").astype("int64")
+    labels["is_fraud"] = labels["is_fraud"].astype(bool)
+    features = compute_features(rows, labels).to_numpy()
     loaded = ModelRegistry(tmp_path / "models").load_production()
     assert loaded is not None
     score, decisions = score_and_decide(bind(loaded), features, rows["amount"].to_numpy())
-    differs = ~np.isclose(rows["score"].to_numpy(), score, rtol=1e-9, atol=1e-12)
-    differs |= rows["status"].to_numpy() != decisions.status
-    differs |= rows["reasons"].to_numpy() != decisions.reasons
-    # A cold restart (no restored state) changes most rows; allow the odd row whose label raced its use.
-    assert differs.sum() <= valid // 10_000, rows[differs].head().to_string()
+    assert features[:, -1].max() > 0  # terminal fraud shares are in play
+    np.testing.assert_array_equal(rows["score"].to_numpy(), score)
+    assert (rows["status"].to_numpy() == decisions.status).all()
+    assert (rows["reasons"].to_numpy() == decisions.reasons).all()

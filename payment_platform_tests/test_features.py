@@ -443,9 +443,9 @@ def test_eviction_bounds_the_state() -> None:
     end_ms = int(t_ms.max())
     recent_cards = frame.loc[frame["event_time"] > frame["event_time"].max() - pd.Timedelta(days=32)]
     assert online.terminals.tracked_frauds > 0
-    online.evict(end_ms)
+    online.evict({0: end_ms})
     assert online.active_cards <= recent_cards["customer_id"].nunique()
     assert online.cards().approx_bytes() > 0 and online.terminals.approx_bytes() > 0
-    online.evict(end_ms + 80 * DAY_MS)
+    online.evict({0: end_ms + 80 * DAY_MS})
     assert (online.active_cards, len(online.terminals), online.terminals.tracked_frauds) == (0, 0, 0)
     assert online.approx_bytes() < 10_000

@@ -67,12 +67,15 @@ class OnlineFeatures:
         terminal_count, terminal_fraud = self.terminals.counts(terminals, seconds(t_ms).tolist())
         return assemble_features(t_ms, amount, card[:, :N_COUNTS], card[:, N_COUNTS:], terminal_count, terminal_fraud)
 
-    def evict(self, watermark_ms: int) -> None:
-        """Forget what no payment at or after watermark − allowed lateness can reach any more."""
-        oldest_ms = watermark_ms - self.allowed_lateness_ms
-        for state in self.shards.values():
-            state.evict(oldest_ms - CARD_REACH_MS)
-        self.terminals.evict(seconds(oldest_ms))
+    def evict(self, watermarks_ms: dict[int, int]) -> None:
+        """Forget what no payment still to come can reach: each shard's cards up to its own watermark (the
+        oldest payment it may still featurise, less the allowed lateness), every terminal up to the
+        oldest of them. Shards move through event time at their own pace."""
+        if not watermarks_ms:
+            return
+        for shard, watermark_ms in watermarks_ms.items():
+            self.cards(shard).evict(watermark_ms - self.allowed_lateness_ms - CARD_REACH_MS)
+        self.terminals.evict(seconds(min(watermarks_ms.values()) - self.allowed_lateness_ms))
 
 
 def terminal_horizon_s(t_ms: int) -> int:

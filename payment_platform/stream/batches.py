@@ -69,7 +69,7 @@ class BatchMaker:
         self.in_flight: dict[str, Content] = {}  # the batch being written, by transaction_id
         self.unwritten_frauds: list[LabelEvent] = []  # own fraud labels not yet in the store
         self._seq = _LOCAL_SEQ
-        self._released_ms = NEVER  # the newest event time featurised
+        self._released_ms: dict[int, int] = {}  # per shard: the newest event time featurised
         self._swept_ms = NEVER
 
     def cut(
@@ -90,6 +90,7 @@ class BatchMaker:
         letters = list(dead_letters)
         letters += [routed_dead_letter(entry.routed, self.config.payment_topic, CONFLICT) for entry in found.conflicts]
         scored = self._score(found.fresh, payment_us, label_us)
+        self._sweep(merge)
         self.unwritten_frauds += [event for event in events if event.is_fraud]
         return WriteBatch(
             scored=scored,
@@ -114,6 +115,25 @@ class BatchMaker:
             if (delivered := labels.progress_us(partition)) > NEVER:
                 progress[self.config.labels_topic, partition] = min(delivered, now_us)
         return progress
+
+    def _sweep(self, merge: EventTimeMerge) -> None:
+        """Evict, each time the newest featurised time has moved SWEEP_EVERY_MS, what no shard can reach:
+        a shard's watermark is its newest featurised payment, or its oldest one still held if older."""
+        newest = max(self._released_ms.values(), default=NEVER)
+        if newest - self._swept_ms < SWEEP_EVERY_MS:
+            return
+        watermarks = {
+            shard: min(released, merge.written_before_us(shard) // 1_000)
+            for shard, released in self._released_ms.items()
+            if shard in merge.shards
+        }
+        self.features.evict(watermarks)
+        self._swept_ms = newest
+
+    def forget(self, shard: int) -> None:
+        """A shard taken away: its cards and watermark go."""
+        self._released_ms.pop(shard, None)
+        self.features.shards.pop(shard, None)
 
     def written(self, batch: WriteBatch) -> None:
         """A batch is in the store: its payments and labels are there for the feed and the lookup."""
@@ -151,16 +171,22 @@ class BatchMaker:
                 [p.customer_id for p in chosen], [p.terminal_id for p in chosen], t_ms[rows], amount[rows], shard
             )
         model = self.models.current()
+        import os
+
+        if os.environ.get("FEATURE_DUMP"):
+            import pickle
+
+            with open(os.environ["FEATURE_DUMP"], "ab") as dump:
+                pickle.dump(([p.transaction_id for p in payments], matrix), dump)
         self.stats.model_version = model.version
         score, decisions = score_and_decide(model, matrix, amount)
         for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
             self.stats.by_status[status] = self.stats.by_status.get(status, 0) + int(count)
         for payment in payments:
             self.in_flight[payment.transaction_id] = content_of(payment)
-        self._released_ms = max(self._released_ms, int(t_ms.max()))
-        if self._released_ms - self._swept_ms >= SWEEP_EVERY_MS:
-            self.features.evict(self._released_ms)
-            self._swept_ms = self._released_ms
+        for shard in np.unique(shards).tolist():
+            newest = int(t_ms[shards == shard].max())
+            self._released_ms[shard] = max(self._released_ms.get(shard, NEVER), newest)
         routed = [entry.routed for _, entry in fresh]
         return ScoredBatch(
             transaction_id=[p.transaction_id for p in payments],

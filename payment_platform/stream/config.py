@@ -21,7 +21,9 @@ class ScorerConfig:
       as Kafka Streams' max.task.idle.ms: the wait a live payment may pay for the same decisions on replay;
     - `poll_timeout_s`: the longest a consume call waits: small, so a light load is decided in small
       batches at once, while a heavy one fills batches of `batch_size`;
-    - `max_buffered`: payments held by the event-time merge before their partitions pause.
+    - `max_buffered`: payments held by the event-time merge before their partitions pause;
+    - `max_input_skew_ms`: event time by which an input partition may run ahead of the slowest before it
+      pauses (the others must catch up anyway before anything is released).
     """
 
     bootstrap: str
@@ -39,6 +41,7 @@ class ScorerConfig:
     progress_interval_s: float = 10.0
     heartbeat_s: float = 1.0
     max_buffered: int = 200_000
+    max_input_skew_ms: int = 3_600_000
 
     @property
     def by_card_topic(self) -> str:

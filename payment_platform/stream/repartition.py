@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Input:
     event_us: int | None = None  # newest event time forwarded
+    paused: bool = False
     end_since: float | None = None  # monotonic time since the partition is at its end
     sent: tuple[int | None, bool] | None = None  # the last watermark sent: (event_us, idle)
     sent_at: float = 0.0
@@ -55,6 +56,7 @@ class Repartitioner:
         shards: int,
         max_idle_ms: int,
         heartbeat_s: float,
+        max_skew_ms: int,
     ) -> None:
         self.records = records
         self.payment_topic = payment_topic
@@ -63,6 +65,7 @@ class Repartitioner:
         self.shards = shards
         self.max_idle_s = max_idle_ms / 1_000
         self.heartbeat_s = heartbeat_s
+        self.max_skew_us = max_skew_ms * 1_000
         self.counts = RepartitionCounts()
         self._inputs: dict[int, _Input] = {}
         self._ticket = records.open()
@@ -121,6 +124,29 @@ class Repartitioner:
         self._in_flight.append((self._ticket, self._ticket_offsets))
         self._ticket, self._ticket_offsets = self.records.open(), {}
         self.records.poll()
+
+    def to_pause(self) -> tuple[list[int], list[int]]:
+        """(inputs to pause, inputs to resume): an input more than max_skew ahead of the slowest active one
+        waits. Every card-keyed partition releases a payment only once all inputs have passed it, so an
+        input the client happens to fetch first would only fill their buffers (watermark alignment)."""
+        now = time.monotonic()
+        active = [
+            state.event_us
+            for state in self._inputs.values()
+            if state.event_us is not None
+            and not (state.end_since is not None and now - state.end_since >= self.max_idle_s)
+        ]
+        slowest = min(active, default=None)
+        pause, resume = [], []
+        for partition, state in self._inputs.items():
+            ahead = slowest is not None and state.event_us is not None and state.event_us - slowest
+            if not state.paused and ahead and ahead > self.max_skew_us:
+                state.paused = True
+                pause.append(partition)
+            elif state.paused and not (ahead and ahead > self.max_skew_us // 2):
+                state.paused = False
+                resume.append(partition)
+        return pause, resume
 
     def committable(self) -> list[TopicPartition]:
         """Input offsets whose records are all delivered, in order."""

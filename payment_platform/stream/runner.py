@@ -70,6 +70,7 @@ def build_scorer(config: ScorerConfig, consumer: Consumer | None = None) -> Paym
             shards,
             config.max_idle_ms,
             config.heartbeat_s,
+            config.max_input_skew_ms,
         )
     return PaymentScorer(
         config,

@@ -131,7 +131,7 @@ class PaymentScorer:
     def _route(self, messages: list[Message]) -> int:
         """Hand each message to its stage; the number of payments and labels among them."""
         now = now_us()
-        records = 0
+        records = added = 0
         config = self.config
         for message in messages:
             error = message.error()
@@ -160,6 +160,7 @@ class PaymentScorer:
                 if isinstance(record, RoutedPayment):
                     self.merge.add(partition, offset, record)
                     records += 1
+                    added += 1
                 else:
                     self.merge.watermark(partition, offset, record)
             else:
@@ -174,14 +175,20 @@ class PaymentScorer:
                 if not keyed_by_card(message, routed):
                     self.stats.mis_keyed += 1
                 self.merge.add(partition, offset, routed)
+                added += 1
             self._dirty = True
         if self.repartitioner is not None:
             self.repartitioner.flush()
+            pause, resume = self.repartitioner.to_pause()
+            if pause:
+                self.consumer.pause([TopicPartition(config.payment_topic, p) for p in pause])
+            if resume:
+                self.consumer.resume([TopicPartition(config.payment_topic, p) for p in resume])
             counts = self.repartitioner.counts
             self.stats.invalid += counts.dead_lettered - self._stage_one_invalid
             self._stage_one_invalid = counts.dead_lettered
             self.stats.mis_keyed = counts.mis_keyed
-        if self.merge.buffered:
+        if added:
             crash_point("consumed")
         return records
 
@@ -303,7 +310,7 @@ class PaymentScorer:
         for tp in partitions:
             if tp.topic == config.shard_topic:
                 self.merge.revoked(tp.partition)
-                self.features.shards.pop(tp.partition, None)
+                self.batches.forget(tp.partition)
             elif tp.topic == config.labels_topic:
                 self.label_progress.revoked(tp.partition)
             if tp.topic != config.payment_topic:
@@ -366,8 +373,9 @@ class PaymentScorer:
                 return None
             lag = 0
             for tp in self.consumer.position(assignment):
-                _, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
-                if tp.offset >= 0:
+                # From the last fetch's response: no round trip per partition on the loop's thread.
+                _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
                     lag += max(high - tp.offset, 0)
             return lag
         except Exception:  # noqa: BLE001 - lag is informative only
