@@ -171,13 +171,6 @@ class BatchMaker:
                 [p.customer_id for p in chosen], [p.terminal_id for p in chosen], t_ms[rows], amount[rows], shard
             )
         model = self.models.current()
-        import os
-
-        if os.environ.get("FEATURE_DUMP"):
-            import pickle
-
-            with open(os.environ["FEATURE_DUMP"], "ab") as dump:
-                pickle.dump(([p.transaction_id for p in payments], matrix), dump)
         self.stats.model_version = model.version
         score, decisions = score_and_decide(model, matrix, amount)
         for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
