@@ -28,8 +28,9 @@ from payment_platform.features import FEATURE_NAMES
 from payment_platform.kafka.clients import ensure_topics, payment_producer
 from payment_platform.model import ModelRegistry
 from payment_platform.stream import validation
-from payment_platform.stream.runner import ScorerSetup, run_scorer
-from payment_platform.stream.scorer import ScorerStats
+from payment_platform.stream.config import ScorerConfig
+from payment_platform.stream.runner import run_scorer
+from payment_platform.stream.stats import ScorerStats
 from payment_platform.stream.validation import (
     EARLIEST_EVENT_US,
     MAX_AMOUNT,
@@ -69,7 +70,7 @@ def check_payment(payment: Payment, document: object = None) -> None:
     """Every CONTRACTS rule holds; given the source document, the values are exactly its own."""
     for value in (payment.transaction_id, payment.customer_id, payment.terminal_id):
         check_id(value)
-    assert math.isfinite(payment.amount) and 0 < payment.amount <= MAX_AMOUNT and round(payment.amount, 2) > 0
+    assert math.isfinite(payment.amount) and 0 <= payment.amount <= MAX_AMOUNT
     assert len(payment.currency) == 3 and payment.currency.isascii() and payment.currency.isupper()
     assert EARLIEST_EVENT_US <= payment.event_us <= NOW_US + MAX_FUTURE_US
     if isinstance(document, dict):
@@ -294,7 +295,13 @@ class CorpusRun:
     payment_rows: dict[str, dict[str, object]]
     label_rows: dict[str, dict[str, object]]
     other_rows: dict[str, int] = field(default_factory=dict)
+    label_history: set[str] = field(default_factory=set)  # transactions in label_events (HEX of the id)
     committed: dict[str, int] = field(default_factory=dict)
+
+
+# The contract tables and the platform's own bookkeeping of the stream (label history, progress, status).
+DUPLICATE = "duplicate transaction_id with different content"
+PLATFORM_TABLES = ("scored_transactions", "transaction_labels", "label_events", "stream_progress", "scorer_status")
 
 
 def small_model_dir(root: Path) -> Path:
@@ -354,7 +361,7 @@ def run_corpus(
     topics: dict[str, str],
     db_url: str,
     model_dir: Path,
-    score: Callable[[ScorerSetup], ScorerStats | None] = lambda setup: run_scorer(setup, idle_timeout_s=3),
+    score: Callable[[ScorerConfig], ScorerStats | None] = lambda setup: run_scorer(setup, idle_timeout_s=3),
 ) -> CorpusRun:
     """Produce the corpus (keys `case-<i>`, partition 0, in order), score it once, read back what is left.
 
@@ -369,7 +376,7 @@ def run_corpus(
     assert producer.flush(30) == 0
 
     group = f"corpus-{topics['payment_topic']}"
-    setup = ScorerSetup(bootstrap=bootstrap, consumer_group=group, db_url=db_url, model_dir=model_dir, **topics)
+    setup = ScorerConfig(bootstrap=bootstrap, consumer_group=group, db_url=db_url, model_dir=model_dir, **topics)
     stats = score(setup)
 
     expected_dlq = sum(case.error is not None for case in cases)
@@ -395,10 +402,13 @@ def run_corpus(
                 )
             ).mappings()
             label_rows = {row["tx_hex"]: dict(row) for row in labels}
+            label_history = {
+                row[0] for row in conn.execute(sa.text("SELECT DISTINCT HEX(transaction_id) FROM label_events")).all()
+            }
             others = {
                 name: conn.execute(sa.text(f"SELECT COUNT(*) FROM `{name}`")).scalar_one()
                 for name in sa.inspect(conn).get_table_names()
-                if name not in ("scored_transactions", "transaction_labels")
+                if name not in PLATFORM_TABLES
             }
     finally:
         engine.dispose()
@@ -408,6 +418,7 @@ def run_corpus(
         payment_rows=payment_rows,
         label_rows=label_rows,
         other_rows=others,
+        label_history=label_history,
         committed={tp.topic: tp.offset for tp in committed},
     )
 
@@ -463,7 +474,8 @@ def assert_corpus_outcome(cases: list[Case], run: CorpusRun, topics: dict[str, s
             row["is_fraud"],
             row["labelled_at"],
         )
-    assert not any(run.other_rows.values()), f"rows written outside the contract tables: {run.other_rows}"
+    assert run.label_history == set(expected_labels), "the label history holds other labels than the valid ones"
+    assert not any(run.other_rows.values()), f"rows written outside the platform's tables: {run.other_rows}"
 
     # The scorer read everything and did not stop early: every offset is committed.
     payments = sum(case.topic == "payment" for case in cases)
@@ -522,13 +534,14 @@ def hostile_corpus(now: dt.datetime) -> list[Case]:
         Case(bad, b'{"transaction_id": "a2", "customer_id": "c", "amount": Infinity}', "not valid UTF-8 JSON"),
         Case(bad, b'{"transaction_id": "a3", "customer_id": "c", "amount": -Infinity}', "not valid UTF-8 JSON"),
         Case(bad, b'{"transaction_id": "a4", "customer_id": "c", "amount": 1e400}', "beyond the range of a double"),
-        Case(bad, payment_value(transaction_id="a5", amount=-1), "amount must be > 0"),
-        Case(bad, payment_value(transaction_id="a6", amount=0), "amount must be > 0"),
-        Case(bad, payment_value(transaction_id="a7", amount=-0.0), "amount must be > 0"),
-        Case(bad, payment_value(transaction_id="a8", amount=1e-9), "amount must be at least one cent"),
-        Case(bad, payment_value(transaction_id="a9", amount=1_000_000.01), "amount must be > 0 and <= 1,000,000"),
-        Case(bad, payment_value(transaction_id="a10", amount=1e308), "amount must be > 0 and <= 1,000,000"),
-        Case(bad, payment_value(transaction_id="a11", amount=2**70), "amount must be > 0 and <= 1,000,000"),
+        Case(bad, payment_value(transaction_id="a5", amount=-1), "amount must be >= 0"),
+        # A zero amount is a card check (card testers use them): scored, stored as 0.00.
+        Case("payment", payment_value(transaction_id="a6", amount=0), row=stored_payment("a6", amount="0.00")),
+        Case("payment", payment_value(transaction_id="a7", amount=-0.0), row=stored_payment("a7", amount="0.00")),
+        Case("payment", payment_value(transaction_id="a8", amount=1e-9), row=stored_payment("a8", amount="0.00")),
+        Case(bad, payment_value(transaction_id="a9", amount=1_000_000.01), "amount must be >= 0 and <= 1,000,000"),
+        Case(bad, payment_value(transaction_id="a10", amount=1e308), "amount must be >= 0 and <= 1,000,000"),
+        Case(bad, payment_value(transaction_id="a11", amount=2**70), "amount must be >= 0 and <= 1,000,000"),
         # Oversized values and ids.
         Case(bad, payment_value(transaction_id="big", pad="x" * (MAX_MESSAGE_BYTES + 1)), "payment value too large"),
         Case(bad, payment_value(transaction_id="t" * 65), "transaction_id must have 1-64 characters, got 65"),
@@ -620,9 +633,23 @@ def hostile_corpus(now: dt.datetime) -> list[Case]:
             payment_value(transaction_id="tx-term", terminal_id="t\x00'; DROP TABLE transaction_labels; --"),
             row=stored_payment("tx-term", terminal_id="t\x00'; DROP TABLE transaction_labels; --"),
         ),
-        # The same transaction_id twice with different content: the first row stands.
+        # The same transaction_id twice with different content: the one first in event time stands, the other
+        # goes to the DLQ, whichever was read first; the same content again is silently ignored.
         valid_payment("tx-dup", "c-first"),
-        Case("payment", payment_value(transaction_id="tx-dup", customer_id="c-second", amount=99.0)),
+        Case(
+            "payment",
+            payment_value(
+                transaction_id="tx-dup", customer_id="c-second", amount=99.0, timestamp="2026-01-15T10:00:01Z"
+            ),
+            DUPLICATE,
+        ),
+        Case("payment", payment_value(transaction_id="tx-dup2", timestamp="2026-01-15T10:00:05Z"), DUPLICATE),
+        Case(
+            "payment",
+            payment_value(transaction_id="tx-dup2", amount=5.0),
+            row=stored_payment("tx-dup2", amount="5.00"),
+        ),
+        Case("payment", payment_value(transaction_id="tx-dup2", amount=5.0)),
         # Labels: for unknown payments (stored: a label may come first), exotic ids, invalid ones.
         Case("label", label("ghost-1"), row=stored_label("ghost-1", True)),
         Case("label", label("tx-pad", 0), row=stored_label("tx-pad", False)),
@@ -676,7 +703,7 @@ def test_a_10_mb_payment_past_a_permissive_broker_is_dead_lettered(
     assert producer.flush(30) == 0
 
     group = f"huge-{topic}"
-    setup = ScorerSetup(
+    setup = ScorerConfig(
         bootstrap=kafka_bootstrap,
         consumer_group=group,
         db_url=mysql_database,

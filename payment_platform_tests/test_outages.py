@@ -26,7 +26,8 @@ from confluent_kafka import Consumer, TopicPartition
 from payment_platform.kafka.clients import ensure_topics, payment_producer
 from payment_platform.sources.feed import PaymentFeed
 from payment_platform.store.database import connect_store
-from payment_platform.stream.runner import ScorerSetup, run_scorer
+from payment_platform.stream.config import ScorerConfig
+from payment_platform.stream.runner import run_scorer
 from payment_platform.world import World
 from payment_platform_tests.conftest import scorer_cli_env, wait_until
 
@@ -110,7 +111,7 @@ def test_a_20_second_database_outage_is_waited_out_without_loss(
     proxy = FlakyProxy(url.host or "127.0.0.1", url.port or 3306)
     through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     group = f"outage-{topic_names['payment_topic']}"
-    setup = ScorerSetup(
+    setup = ScorerConfig(
         bootstrap=kafka_bootstrap,
         consumer_group=group,
         db_url=through_proxy,
@@ -119,7 +120,7 @@ def test_a_20_second_database_outage_is_waited_out_without_loss(
         **topic_names,
     )
     result: dict[str, object] = {}
-    caplog.set_level(logging.WARNING, logger="payment_platform.stream.scorer")
+    caplog.set_level(logging.WARNING, logger="payment_platform.stream.sink")
     scorer = threading.Thread(target=lambda: result.update(stats=run_scorer(setup, idle_timeout_s=10)))
     scorer.start()
 

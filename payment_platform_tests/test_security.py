@@ -39,8 +39,9 @@ from payment_platform.kafka.clients import ensure_topics, payment_producer
 from payment_platform.model import ModelRegistry
 from payment_platform.model.registry import MODEL_FILE, InvalidModelVersionError, ModelIntegrityError
 from payment_platform.settings import redact_text, redact_url
+from payment_platform.stream.config import ScorerConfig
 from payment_platform.stream.model_source import ModelSource
-from payment_platform.stream.runner import ScorerSetup, build_scorer
+from payment_platform.stream.runner import build_scorer
 from payment_platform_tests.conftest import scorer_cli_env, wait_until
 from payment_platform_tests.test_hostile_input import (
     MISSING,
@@ -177,7 +178,7 @@ def test_injection_strings_are_stored_verbatim_by_the_least_privilege_scorer(
     small_model_dir(tmp_path / "home" / "models")
     outputs: list[str] = []
 
-    def score_with_the_cli(setup: ScorerSetup) -> None:
+    def score_with_the_cli(setup: ScorerConfig) -> None:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PAYMENT_HOME": str(tmp_path / "home"),
@@ -187,6 +188,7 @@ def test_injection_strings_are_stored_verbatim_by_the_least_privilege_scorer(
             "PAYMENT_TOPIC": setup.payment_topic,
             "PAYMENT_LABELS_TOPIC": setup.labels_topic,
             "PAYMENT_DLQ_TOPIC": setup.dlq_topic,
+            "PAYMENT_DECISIONS_TOPIC": setup.decisions_topic,
         }
         command = [sys.executable, "-m", "payment_platform.cli", "--verbose", "score", "--idle-timeout-s", "3"]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -736,7 +738,7 @@ def test_a_production_pointer_outside_the_registry_is_refused(pointer: str, tmp_
 
     with pytest.raises(InvalidModelVersionError, match="invalid model version name"):
         ModelSource(registry).current()
-    setup = ScorerSetup("127.0.0.1:1", "g", "p", "l", "d", "sqlite://", registry.root)
+    setup = ScorerConfig("127.0.0.1:1", "g", "p", "l", "d", "x", "sqlite://", registry.root)
     with pytest.raises(InvalidModelVersionError):
         build_scorer(setup)  # refused before any connection is tried
 

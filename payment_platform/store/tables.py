@@ -171,10 +171,9 @@ def create_tables(engine: sa.Engine) -> None:
     Base.metadata.create_all(engine, checkfirst=True)
     columns = {column["name"] for column in sa.inspect(engine).get_columns(ScoredTransaction.__tablename__)}
     if "shard" not in columns:
-        table = ScoredTransaction.__tablename__
         with engine.begin() as conn:
-            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN shard SMALLINT"))
-            conn.execute(sa.text(f"CREATE INDEX ix_scored_transactions_shard_time ON {table} (shard, event_time)"))
+            conn.execute(sa.text("ALTER TABLE scored_transactions ADD COLUMN shard SMALLINT"))
+            next(i for i in ScoredTransaction.__table__.indexes if i.name == "ix_scored_transactions_shard_time").create(conn)
 
 
 class DailyScoringReport(Base):

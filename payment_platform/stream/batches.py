@@ -38,7 +38,7 @@ from payment_platform.stream.model_source import ModelSource
 from payment_platform.stream.shared_watermark import SharedWatermark
 from payment_platform.stream.sink import WriteBatch
 from payment_platform.stream.stats import ScorerStats
-from payment_platform.stream.validation import Label
+from payment_platform.stream.validation import MAX_FUTURE_US, Label
 
 logger = logging.getLogger(__name__)
 
@@ -106,14 +106,15 @@ class BatchMaker:
 
     def _progress(self, merge: EventTimeMerge, labels: LabelProgress, now_us: int) -> dict[tuple[str, int], int]:
         """How far each owned partition is written once this batch is: shards up to their oldest payment
-        still held, label partitions up to what they delivered; never past the wall clock."""
+        still held (never past the wall clock), label partitions up to what they delivered (never past the
+        latest valid labelled_at)."""
         progress = {}
         for shard in merge.shards:
             if (written := merge.written_before_us(shard)) > NEVER:
                 progress[self.config.shard_topic, shard] = min(written, now_us)
         for partition in labels.partitions:
             if (delivered := labels.progress_us(partition)) > NEVER:
-                progress[self.config.labels_topic, partition] = min(delivered, now_us)
+                progress[self.config.labels_topic, partition] = min(delivered, now_us + MAX_FUTURE_US)
         return progress
 
     def _sweep(self, merge: EventTimeMerge) -> None:

@@ -9,7 +9,8 @@ A released batch holds every payment of a millisecond or none, so ties are featu
 
 Labels are never held: they are read as fast as they come, and applied to the state at once (a label
 changes nothing before it is visible). A label partition's progress is the newest labelled_at it has
-delivered, or, once it is at its end, the wall clock: a label that comes later with an older time is late.
+delivered, or, once it is at its end, the latest labelled_at the contract allows (24 h after the wall
+clock): caught up, it holds nothing back, and a label that comes later than its time is late.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from payment_platform.stream.records import RoutedPayment, Watermark
+from payment_platform.stream.validation import MAX_FUTURE_US
 
 NEVER = -(2**62)  # a bound before every event time: nothing may be released
 ALWAYS = 2**62
@@ -210,7 +212,7 @@ class LabelProgress:
         """Labels of the partition with an earlier labelled_at have all been consumed."""
         state = self._partitions[partition]
         if state.at_end_us is not None:
-            return max(state.at_end_us, state.newest_us or NEVER)
+            return max(state.at_end_us + MAX_FUTURE_US, state.newest_us or NEVER)
         return NEVER if state.newest_us is None else state.newest_us
 
     def next_offset(self, partition: int) -> int | None:
