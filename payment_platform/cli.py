@@ -228,11 +228,10 @@ def command_score(args: argparse.Namespace, settings: Settings) -> int:
     from payment_platform.kafka.delivery import DeliveryStopped
     from payment_platform.model import ModelRegistryError
     from payment_platform.store.database import StoreUnavailable
+    from payment_platform.store.errors import StoreLost, StoreRefused
     from payment_platform.stream.config import ScorerConfig
     from payment_platform.stream.model_source import NoPromotedModel
     from payment_platform.stream.runner import run_scorer
-    from payment_platform.stream.sink import StoreRefused
-    from payment_platform.stream.sink import StoreUnavailable as StoreLost
 
     config = ScorerConfig.from_settings(settings, batch_size=args.batch_size)
     try:

@@ -8,11 +8,19 @@ scorer is allowed to do, or about the schema, is permanent: retrying cannot fix 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
+from collections.abc import Callable
 from enum import Enum
+from typing import TypeVar
 
 import pymysql
 import sqlalchemy as sa
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
 
 # Server and client error codes that a later attempt can get past.
 TRANSIENT_MYSQL_CODES = {
@@ -70,3 +78,34 @@ def first_line(exc: BaseException) -> str:
         return f"({original.args[0]}) {str(original.args[1]).splitlines()[0][:200]}"
     text = str(original).strip().splitlines()
     return text[0][:200] if text else type(original).__name__
+
+
+class StoreRefused(RuntimeError):
+    """The score store refuses what the scorer must do, for a reason retrying cannot fix (privilege, schema)."""
+
+
+class StoreLost(RuntimeError):
+    """Asked to stop while the score store could not be reached: what depended on it is not committed."""
+
+
+def with_retries(call: Callable[[], T], what: str, should_stop: Callable[[], bool], dispose: Callable[[], None]) -> T:
+    """`call()`, retried with backoff while the database error it raises can pass (one log line a try);
+    a permanent error raises StoreRefused, a stop request during an outage StoreLost, both in one line."""
+    delay = RETRY_FIRST_S
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not database_error(exc):
+                raise
+            reason = first_line(exc)
+            if classify(exc) is Failure.PERMANENT:
+                raise StoreRefused(f"the score store refuses the scorer: {reason}") from None
+            dispose()  # drop pooled connections to a lost server
+            if should_stop():
+                raise StoreLost(f"stopping with the score store unavailable ({what}): {reason}") from None
+            logger.warning("score store unavailable (%s): %s, offsets held; retrying in %.1fs", reason, what, delay)
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and not should_stop():
+                time.sleep(0.1)
+            delay = min(delay * 2, RETRY_MAX_S)

@@ -7,7 +7,8 @@ integers computed by the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -15,6 +16,7 @@ from payment_platform.features.labels import LabelEvent
 from payment_platform.store.event_time import EpochMicros, datetime_of
 from payment_platform.store.tables import label_events, scored_transactions
 
+Retry = Callable[[Callable[[], Any], str], Any]
 _CHUNK = 5_000
 _STREAM = 50_000
 
@@ -29,11 +31,24 @@ class RecordedPayments:
 class StoreTerminalSource:
     """Payments and labels of every scorer of the group, as written to the score store."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, retry: Retry = lambda call, what: call()) -> None:
         self.engine = engine
+        self.retry = retry  # how a read rides out a database outage (the scorer's policy)
         self.rows_read = 0
 
     def payments_between(self, after_us: int, before_us: int) -> RecordedPayments:
+        return self.retry(lambda: self._payments_between(after_us, before_us), "reading payments for terminals")
+
+    def labels_between(self, after_us: int, before_us: int) -> list[LabelEvent]:
+        return self.retry(lambda: self._labels_between(after_us, before_us), "reading labels for terminals")
+
+    def payments_of(self, transaction_ids: list[str]) -> dict[str, tuple[str, int]]:
+        return self.retry(lambda: self._payments_of(transaction_ids), "reading labelled payments")
+
+    def label_history(self, transaction_ids: list[str]) -> list[LabelEvent]:
+        return self.retry(lambda: self._label_history(transaction_ids), "reading label histories")
+
+    def _payments_between(self, after_us: int, before_us: int) -> RecordedPayments:
         t, le = scored_transactions.c, label_events.c
         has_fraud_label = (
             sa.select(sa.literal(1)).where(le.transaction_id == t.transaction_id, le.is_fraud.is_(sa.true())).exists()
@@ -52,7 +67,7 @@ class StoreTerminalSource:
                 recorded.fraud_labelled[fraud_tx] = (terminal, second)
         return recorded
 
-    def labels_between(self, after_us: int, before_us: int) -> list[LabelEvent]:
+    def _labels_between(self, after_us: int, before_us: int) -> list[LabelEvent]:
         le, fraud = label_events.c, label_events.alias("fraud").c
         # A genuine label matters only to a transaction that has a fraud label: the database checks that
         # with an index probe, so the rest (most labels) never cross the wire.
@@ -68,7 +83,7 @@ class StoreTerminalSource:
         )
         return [LabelEvent(tx, bool(fraud), int(at), int(seq)) for tx, fraud, at, seq in self._stream(query)]
 
-    def payments_of(self, transaction_ids: list[str]) -> dict[str, tuple[str, int]]:
+    def _payments_of(self, transaction_ids: list[str]) -> dict[str, tuple[str, int]]:
         t = scored_transactions.c
         found = {}
         with self.engine.connect() as conn:
@@ -82,7 +97,7 @@ class StoreTerminalSource:
                 found.update({tx: (terminal, int(us) // 1_000_000) for tx, terminal, us in rows})
         return found
 
-    def label_history(self, transaction_ids: list[str]) -> list[LabelEvent]:
+    def _label_history(self, transaction_ids: list[str]) -> list[LabelEvent]:
         le = label_events.c
         events = []
         with self.engine.connect() as conn:

@@ -17,12 +17,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from payment_platform.features import OnlineFeatures
 from payment_platform.features.definitions import CARD_REACH_MS
 from payment_platform.features.terminal_feed import TerminalFeed
+from payment_platform.store.errors import with_retries
 from payment_platform.store.stream_state import card_history, newest_event_us, stored_payments
 from payment_platform.store.terminal_feed import StoreTerminalSource
 from payment_platform.stream.batches import BatchMaker
@@ -39,6 +41,7 @@ from payment_platform.stream.stats import ScorerStats
 from payment_platform.stream.validation import Label
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _names(partitions: list[TopicPartition]) -> str:
@@ -69,16 +72,23 @@ class PaymentScorer:
         self.features = OnlineFeatures()
         self.merge = EventTimeMerge(inputs, config.repartition, config.max_idle_ms, config.max_buffered)
         self.label_progress = LabelProgress()
+        self._should_stop: Callable[[], bool] = lambda: False
         self.watermark = SharedWatermark(
-            self.engine, config.consumer_group, config.shard_topic, shards, config.labels_topic, label_partitions
+            self.engine,
+            config.consumer_group,
+            config.shard_topic,
+            shards,
+            config.labels_topic,
+            label_partitions,
+            read=self._read,
         )
         self.batches = BatchMaker(
             config,
             self.features,
-            TerminalFeed(self.features.terminals, StoreTerminalSource(self.engine)),
+            TerminalFeed(self.features.terminals, StoreTerminalSource(self.engine, retry=self._read)),
             self.watermark,
             models,
-            lambda ids: stored_payments(self.engine, ids),
+            lambda ids: self._read(lambda: stored_payments(self.engine, ids), "looking up stored payments"),
             self.stats,
         )
         self._labels: list[tuple[int, Label]] = []
@@ -98,7 +108,7 @@ class PaymentScorer:
         on_progress: Callable[[ScorerStats], None] | None = None,
     ) -> ScorerStats:
         """Score until stopped, `max_messages` payments handled or `idle_timeout_s` without a message."""
-        self.sink.should_stop = should_stop
+        self.sink.should_stop = self._should_stop = should_stop
         topics = [self.config.shard_topic, self.config.labels_topic]
         if self.repartitioner is not None:
             topics.append(self.config.payment_topic)
@@ -191,6 +201,10 @@ class PaymentScorer:
         if added:
             crash_point("consumed")
         return records
+
+    def _read(self, call: Callable[[], T], what: str) -> T:
+        """A read of the score store that rides out an outage (the loop then waits, offsets held)."""
+        return with_retries(call, what, self._should_stop, self.engine.dispose)
 
     def _consumer_error(self, message: Message, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -325,12 +339,12 @@ class PaymentScorer:
         """Rebuild the cards of a newly assigned shard from the score store: the first payment after a
         restart or rebalance gets the features an uninterrupted scorer would give it."""
         started = time.monotonic()
-        newest = newest_event_us(self.engine, shard)
+        newest = self._read(lambda: newest_event_us(self.engine, shard), f"restoring shard {shard}")
         state = self.features.cards(shard)
         if newest is None:
             return
         since = newest - (CARD_REACH_MS + 2 * self.features.allowed_lateness_ms) * 1_000
-        history = card_history(self.engine, shard, since)
+        history = self._read(lambda: card_history(self.engine, shard, since), f"restoring shard {shard}")
         state.add(history.cards, history.t_ms.tolist(), history.cents.tolist())
         logger.info(
             "cards of shard %d restored from %s stored payments in %.1fs: %s cards",

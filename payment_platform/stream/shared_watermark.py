@@ -14,10 +14,12 @@ never reads the table.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
 from payment_platform.store.stream_state import read_progress
+from payment_platform.store.writer import Progress
 from payment_platform.stream.event_time import NEVER
 
 
@@ -32,9 +34,11 @@ class SharedWatermark:
         shards: int,
         labels_topic: str,
         label_partitions: int,
+        read: Callable[[Callable[[], Progress], str], Progress] = lambda call, what: call(),
         refresh_s: float = 0.05,
     ) -> None:
         self.engine = engine
+        self.read = read  # how a read rides out a database outage
         self.consumer_group = consumer_group
         self.shard_topic = shard_topic
         self.labels_topic = labels_topic
@@ -47,7 +51,7 @@ class SharedWatermark:
 
     def take_over(self, keys: list[tuple[str, int]]) -> None:
         """Partitions newly assigned: they start where their previous owner had written."""
-        stored = read_progress(self.engine, self.consumer_group)
+        stored = self.read(lambda: read_progress(self.engine, self.consumer_group), "reading the group's progress")
         for key in keys:
             self.own[key] = max(self.own.get(key, NEVER), stored.get(key, NEVER))
 
@@ -77,5 +81,7 @@ class SharedWatermark:
     def _refresh(self) -> None:
         now = time.monotonic()
         if now - self._read_at >= self.refresh_s:
-            self._others = read_progress(self.engine, self.consumer_group)
+            self._others = self.read(
+                lambda: read_progress(self.engine, self.consumer_group), "reading the group's progress"
+            )
             self._read_at = now

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from confluent_kafka import Producer, TopicPartition
 
 from payment_platform.features.definitions import amount_cents
 from payment_platform.kafka.delivery import DeliveryTracker
-from payment_platform.store.errors import Failure, classify, database_error, first_line
+from payment_platform.store.errors import with_retries
 from payment_platform.store.event_time import epoch_us_of
 from payment_platform.store.stream_state import StoredPayment, stored_payments
 from payment_platform.store.writer import LabelRow, Progress, ScoredBatch, ScoreWriter
@@ -35,16 +34,6 @@ from payment_platform.stream.intake import CONFLICT, DeadLetter, routed_dead_let
 from payment_platform.stream.records import RoutedPayment
 
 logger = logging.getLogger(__name__)
-
-RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
-
-
-class StoreUnavailable(RuntimeError):
-    """Asked to stop while the score store could not take a batch: its offsets are not committed."""
-
-
-class StoreRefused(RuntimeError):
-    """The score store refuses the scorer's writes for a reason retrying cannot fix (privilege, schema)."""
 
 
 @dataclass
@@ -139,37 +128,18 @@ class ScoreSink:
 
     def _store(self, batch: WriteBatch) -> int:
         """The database transaction, retried while the failure can pass."""
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                return self.writer.write(
-                    batch.scored,
-                    batch.labels,
-                    progress=batch.progress,
-                    consumer_group=self.consumer_group,
-                    status=batch.status,
-                )
-            except Exception as exc:
-                if not database_error(exc):
-                    raise
-                reason = first_line(exc)
-                if classify(exc) is Failure.PERMANENT:
-                    raise StoreRefused(f"the score store refuses the scorer's writes: {reason}") from None
-                self.writer.engine.dispose()  # drop pooled connections to a lost server
-                if self.should_stop():
-                    raise StoreUnavailable(f"stopping with a batch not written: {reason}") from None
-                logger.warning(
-                    "score store unavailable (%s): %d payments and %d labels not written, offsets held; "
-                    "retrying in %.1fs",
-                    reason,
-                    len(batch.scored),
-                    len(batch.labels),
-                    delay,
-                )
-                deadline = time.monotonic() + delay
-                while time.monotonic() < deadline and not self.should_stop():
-                    time.sleep(0.1)
-                delay = min(delay * 2, RETRY_MAX_S)
+        return with_retries(
+            lambda: self.writer.write(
+                batch.scored,
+                batch.labels,
+                progress=batch.progress,
+                consumer_group=self.consumer_group,
+                status=batch.status,
+            ),
+            f"{len(batch.scored)} payments and {len(batch.labels)} labels not written",
+            self.should_stop,
+            self.writer.engine.dispose,
+        )
 
     def _losers(self, scored: ScoredBatch) -> list[int]:
         """Rows of the batch not inserted because another payment took their transaction_id in between
