@@ -57,7 +57,10 @@ def build_scorer(config: ScorerConfig, consumer: Consumer | None = None) -> Paym
             config.bootstrap,
             **{
                 "message.max.bytes": DLQ_MAX_MESSAGE_BYTES,
-                "enable.idempotence": True,  # keeps each partition's records in order: watermarks after payments
+                # One request in flight keeps each partition's records in order across retries: watermarks come
+                # after the payments they cover. (Not the idempotent producer: a broker that loses its state,
+                # as the embedded one does on a restart, makes its sequence numbers fatal.)
+                "max.in.flight.requests.per.connection": 1,
                 "partitioner": "murmur2_random",  # Java's: a producer keying by card lands where we do
                 "linger.ms": 1,
             },

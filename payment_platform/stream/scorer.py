@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from payment_platform.features import OnlineFeatures
 from payment_platform.features.definitions import CARD_REACH_MS
 from payment_platform.features.terminal_feed import TerminalFeed
+from payment_platform.kafka.clients import ensure_topics
 from payment_platform.store.errors import with_retries
 from payment_platform.store.stream_state import card_history, newest_event_us, stored_payments
 from payment_platform.store.terminal_feed import StoreTerminalSource
@@ -301,6 +302,10 @@ class PaymentScorer:
         logger.info("assigned %s", _names(partitions))
         self._assigned_at = self._assigned_at or time.monotonic()
         config = self.config
+        if self.repartitioner is not None:
+            # The card-keyed topic is the platform's own: a broker that lost its topics (the embedded one
+            # keeps them in memory) gets it back as soon as the group has re-formed.
+            ensure_topics(config.bootstrap, [config.by_card_topic], partitions=self.repartitioner.shards)
         shards = [tp.partition for tp in partitions if tp.topic == config.shard_topic]
         labels = [tp.partition for tp in partitions if tp.topic == config.labels_topic]
         self.watermark.take_over([(config.shard_topic, s) for s in shards] + [(config.labels_topic, p) for p in labels])
