@@ -363,4 +363,4 @@ def _latest_labels() -> sa.Select:
 def _as_rows(scored: ScoredBatch | Sequence[ScoredRow | dict[str, object]]) -> list[ScoredRow]:
     if isinstance(scored, ScoredBatch):
         return scored.rows()
-    return [[row[c] for c in SCORED_COLUMNS] if isinstance(row, dict) else row for row in scored]
+    return [[row.get(c) for c in SCORED_COLUMNS] if isinstance(row, dict) else row for row in scored]
