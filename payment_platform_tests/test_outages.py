@@ -232,5 +232,5 @@ def test_sigterm_writes_the_batch_in_hand_commits_and_exits_within_10_s(
     # for event time keep their offsets uncommitted: stored or not, they are read again and absorbed.)
     shards = ScorerConfig.from_settings(Settings.from_env(env)).by_card_topic
     committed = payments_committed(kafka_bootstrap, group, shards)
-    assert 0 < len(committed) and committed <= stored_ids(mysql_database)
+    assert len(committed) > 0 and committed <= stored_ids(mysql_database)
     assert "finishing the batch in hand" in stderr

@@ -382,6 +382,8 @@ class PaymentScorer:
             self.stats.lag = self.consumer_lag()
             self.stats.buffered = self.merge.buffered
             self.consumer.close()
+            with contextlib.suppress(Exception):  # best effort: the health row says it stopped
+                self.sink.writer.write([], status=self.stats.status_row(self.config.consumer_group, running=False))
             logger.info("scorer stopped: %s", self.stats.summary())
 
     def consumer_lag(self) -> int | None:
