@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import sqlalchemy as sa
 
+from payment_platform.store import driver
+from payment_platform.store.driver import uses_pymysql
 from payment_platform.store.event_time import EpochMicros, datetime_of
 from payment_platform.store.tables import scored_transactions, stream_progress
 from payment_platform.store.writer import Progress
@@ -38,11 +40,37 @@ class StoredPayment:
     shard: int | None
 
 
+_STORED_SQL = (
+    "SELECT transaction_id, customer_id, terminal_id, amount, currency, "
+    "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', event_time), score, status, reasons, model_version, "
+    "scored_at, shard FROM scored_transactions WHERE transaction_id IN %s"
+)
+
+
 def stored_payments(engine: sa.Engine, transaction_ids: Collection[str]) -> dict[str, StoredPayment]:
     """The stored rows of those of these transactions that have one."""
     t = scored_transactions.c
     ids = sorted(set(transaction_ids))
     found: dict[str, StoredPayment] = {}
+    if uses_pymysql(engine):
+        for start in range(0, len(ids), _CHUNK):
+            for tx, card, terminal, amount, currency, event_us, score, status, reasons, model, at, shard in driver.rows(
+                engine, _STORED_SQL, (ids[start : start + _CHUNK],)
+            ):
+                found[tx] = StoredPayment(
+                    card,
+                    terminal,
+                    round(amount * 100),
+                    currency,
+                    int(event_us),
+                    score,
+                    status,
+                    reasons,
+                    model,
+                    at,
+                    shard,
+                )
+        return found
     with engine.connect() as conn:
         for start in range(0, len(ids), _CHUNK):
             rows = conn.execute(

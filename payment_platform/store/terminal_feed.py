@@ -7,18 +7,32 @@ integers computed by the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
 
 from payment_platform.features.labels import LabelEvent
+from payment_platform.store import driver
+from payment_platform.store.driver import uses_pymysql
 from payment_platform.store.event_time import EpochMicros, datetime_of
 from payment_platform.store.tables import label_events, scored_transactions
 
 Retry = Callable[[Callable[[], Any], str], Any]
 _CHUNK = 5_000
 _STREAM = 50_000
+# The hot reads, as constants for MySQL/MariaDB (store/driver.py); the SQLAlchemy forms below say the same.
+_PAYMENTS_SQL = (
+    "SELECT st.terminal_id, TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', st.event_time), "
+    "CASE WHEN EXISTS (SELECT 1 FROM label_events le WHERE le.transaction_id = st.transaction_id "
+    "AND le.is_fraud) THEN st.transaction_id END "
+    "FROM scored_transactions st WHERE st.event_time >= %s AND st.event_time < %s ORDER BY st.event_time"
+)
+_LABELS_SQL = (
+    "SELECT le.transaction_id, le.is_fraud, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', le.labelled_at), le.id "
+    "FROM label_events le WHERE le.labelled_at >= %s AND le.labelled_at < %s AND (le.is_fraud OR EXISTS "
+    "(SELECT 1 FROM label_events fraud WHERE fraud.transaction_id = le.transaction_id AND fraud.is_fraud))"
+)
 
 
 class RecordedPayments:
@@ -49,6 +63,9 @@ class StoreTerminalSource:
         return self.retry(lambda: self._label_history(transaction_ids), "reading label histories")
 
     def _payments_between(self, after_us: int, before_us: int) -> RecordedPayments:
+        if uses_pymysql(self.engine):
+            rows = driver.rows(self.engine, _PAYMENTS_SQL, (datetime_of(after_us), datetime_of(before_us)))
+            return self._recorded(rows)
         t, le = scored_transactions.c, label_events.c
         has_fraud_label = (
             sa.select(sa.literal(1)).where(le.transaction_id == t.transaction_id, le.is_fraud.is_(sa.true())).exists()
@@ -58,16 +75,23 @@ class StoreTerminalSource:
             .where(t.event_time >= datetime_of(after_us), t.event_time < datetime_of(before_us))
             .order_by(t.event_time)
         )
+        return self._recorded((terminal, int(us) // 1_000_000, tx) for terminal, us, tx in self._stream(query))
+
+    def _recorded(self, rows: Iterable[tuple[str, int, str | None]]) -> RecordedPayments:
         recorded = RecordedPayments()
-        for terminal, event_us, fraud_tx in self._stream(query):
-            second = int(event_us) // 1_000_000
-            recorded.terminals.append(terminal)
-            recorded.t_s.append(second)
+        terminals, seconds, labelled = recorded.terminals, recorded.t_s, recorded.fraud_labelled
+        for terminal, second, fraud_tx in rows:
+            terminals.append(terminal)
+            seconds.append(second)
             if fraud_tx is not None:
-                recorded.fraud_labelled[fraud_tx] = (terminal, second)
+                labelled[fraud_tx] = (terminal, second)
+        self.rows_read += len(terminals)
         return recorded
 
     def _labels_between(self, after_us: int, before_us: int) -> list[LabelEvent]:
+        if uses_pymysql(self.engine):
+            rows = driver.rows(self.engine, _LABELS_SQL, (datetime_of(after_us), datetime_of(before_us)))
+            return [LabelEvent(tx, bool(fraud), int(at), int(seq)) for tx, fraud, at, seq in rows]
         le, fraud = label_events.c, label_events.alias("fraud").c
         # A genuine label matters only to a transaction that has a fraud label: the database checks that
         # with an index probe, so the rest (most labels) never cross the wire.
@@ -115,5 +139,4 @@ class StoreTerminalSource:
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=_STREAM).execute(query)
             for partition in result.partitions():
-                self.rows_read += len(partition)
                 yield from partition

@@ -27,6 +27,7 @@ from payment_platform.store.bulk_load import (
     spool_path,
     tsv,
     tsv_columns,
+    tsv_field,
     tsv_text_column,
 )
 from payment_platform.store.tables import (
@@ -268,7 +269,15 @@ class ScoreWriter:
         events = [(lb.transaction_id, lb.is_fraud, lb.labelled_at, lb.source, now) for lb in labels]
         if self._spool is not None:
             self._spool.write_bytes(
-                tsv([(tx, int(fraud), at, source, received) for tx, fraud, at, source, received in events])
+                tsv_columns(
+                    [
+                        tsv_text_column([lb.transaction_id for lb in labels]),
+                        ["1" if lb.is_fraud else "0" for lb in labels],
+                        [lb.labelled_at.isoformat(" ") for lb in labels],
+                        [tsv_field(lb.source) for lb in labels],
+                        repeat(now.isoformat(" "), len(labels)),
+                    ]
+                )
             )
             cursor = conn.connection.cursor()
             try:
