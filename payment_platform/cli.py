@@ -212,7 +212,7 @@ def command_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def command_train(args: argparse.Namespace, settings: Settings) -> int:
-    from payment_platform.operations import TrainingFailed, train_through_dagster
+    from payment_platform.defs.operations import TrainingFailed, train_through_dagster
 
     try:
         version, metrics = train_through_dagster(settings, source=args.source, until=args.until)
@@ -266,7 +266,7 @@ def command_dev(args: argparse.Namespace, settings: Settings) -> int:
         start_embedded_broker,
         stop_embedded_broker,
     )
-    from payment_platform.operations import write_embedded_instance_config
+    from payment_platform.defs.operations import write_embedded_instance_config
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     signal.signal(signal.SIGTERM, signal.default_int_handler)
