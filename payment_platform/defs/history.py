@@ -73,7 +73,12 @@ def transaction_history(
     yield dg.Output(None, output_name=FRAUD_RATE_CHECK_SPEC.get_python_identifier())
 
 
-history_job = dg.define_asset_job("materialize_history", selection=dg.AssetSelection.assets(transaction_history))
+# In one process: a day of history takes ~0.2 s, less than starting a step's own process.
+history_job = dg.define_asset_job(
+    "materialize_history",
+    selection=dg.AssetSelection.assets(transaction_history),
+    executor_def=dg.in_process_executor,
+)
 
 history_schedule = dg.build_schedule_from_partitioned_job(
     history_job,

@@ -131,7 +131,7 @@ def training_request(instance: dg.DagsterInstance, payment_home: PaymentHomeReso
     name="keep_scoring",
     jobs=[score_payments, train_job, history_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=5,  # a fresh install moves from history to training to scoring without waiting
 )
 def keep_scoring(
     context: dg.SensorEvaluationContext, payment_home: PaymentHomeResource, scorer_pool: ScorerPoolResource

@@ -116,6 +116,9 @@ def production_model(
     return dg.MaterializeResult(metadata={"version": fraud_model.version, "previous_version": previous or ""})
 
 
+# In one process: the three steps run one after the other anyway, and a fresh install waits for them.
 train_job = dg.define_asset_job(
-    "train_model", selection=dg.AssetSelection.assets(fraud_model, model_metrics, production_model)
+    "train_model",
+    selection=dg.AssetSelection.assets(fraud_model, model_metrics, production_model),
+    executor_def=dg.in_process_executor,
 )

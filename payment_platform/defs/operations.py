@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -122,23 +123,21 @@ def stop_scoring_runs(settings: Settings, timeout_s: float) -> list[tuple[str, s
 
     Each scorer commits its batch in hand and its run ends as CANCELED. Returns (run id, final status)
     of each run that was in flight."""
-    import time
-
     from payment_platform.defs.keep_scoring import IN_FLIGHT
 
-    instance = dagster_instance(settings)
-    runs = list(instance.get_runs(filters=dg.RunsFilter(job_name=SCORE_JOB, statuses=IN_FLIGHT)))
-    for run in runs:
-        if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
-            instance.run_launcher.terminate(run.run_id)
-        else:  # queued or not started: no process to stop
-            instance.report_run_canceled(run, "stopped before it started: payment-platform dev is shutting down")
-    deadline = time.monotonic() + timeout_s
-    final: dict[str, str] = {}
-    while len(final) < len(runs) and time.monotonic() < deadline:
+    with dagster_instance(settings) as instance:
+        runs = list(instance.get_runs(filters=dg.RunsFilter(job_name=SCORE_JOB, statuses=IN_FLIGHT)))
         for run in runs:
-            current = instance.get_run_by_id(run.run_id)
-            if current is not None and current.is_finished:
-                final[run.run_id] = current.status.value
-        time.sleep(0.1)
+            if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
+                instance.run_launcher.terminate(run.run_id)
+            else:  # queued or not started: no process to stop
+                instance.report_run_canceled(run, "stopped before it started: the local stack is shutting down")
+        deadline = time.monotonic() + timeout_s
+        final: dict[str, str] = {}
+        while len(final) < len(runs) and time.monotonic() < deadline:
+            for run in runs:
+                current = instance.get_run_by_id(run.run_id)
+                if current is not None and current.is_finished:
+                    final[run.run_id] = current.status.value
+            time.sleep(0.1)
     return [(run.run_id, final.get(run.run_id, "still running")) for run in runs]
