@@ -11,7 +11,8 @@ import datetime as dt
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         default=0.0,
         help="first send the last D days of the training-sized world at full speed, with their labels",
+    )
+    produce.add_argument(
+        "--heartbeat-file", type=Path, default=None, help="touched as payments go out (a container health check)"
     )
 
     replay = commands.add_parser("replay", help="replay a historical payments file (CSV or Parquet)")
@@ -193,12 +197,13 @@ def command_produce(args: argparse.Namespace, settings: Settings) -> int:
 
     feed = _feed(settings, args.label_delay_days)
     stop = _stop_flag()
+    beat = _heartbeat(args.heartbeat_file)
     if args.backfill_days:
         # The training-sized world (the one the model learned from): its recent past goes out in seconds.
         past = World(seed=args.seed)
         with tqdm(unit="payment", desc="recent past", mininterval=2, file=sys.stderr) as bar:
             sent = produce_recent_past(
-                feed, past, args.backfill_days, should_stop=stop, on_progress=lambda n: bar.update(n - bar.n)
+                feed, past, args.backfill_days, should_stop=stop, on_progress=lambda n: beat(bar.update(n - bar.n))
             )
         print(
             f"sent the last {args.backfill_days:g} days of {past}: {sent:,} payments, {feed.labels_sent:,} labels "
@@ -220,7 +225,7 @@ def command_produce(args: argparse.Namespace, settings: Settings) -> int:
             count=args.count,
             paced=args.rate is not None,
             should_stop=stop,
-            on_progress=lambda n: bar.update(n - bar.n),
+            on_progress=lambda n: beat(bar.update(n - bar.n)),
         )
     feed.flush()
     print(f"sent {sent:,} payments and {feed.labels_sent:,} labels", file=sys.stderr)
@@ -313,6 +318,23 @@ def command_dev(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the ordered stop short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
+
+
+HEARTBEAT_EVERY_S = 10.0
+
+
+def _heartbeat(path: Path | None) -> Callable[[object], None]:
+    """A callable that touches `path` (at most every HEARTBEAT_EVERY_S) each time it is called."""
+    last = [0.0]
+
+    def beat(_: object = None) -> None:
+        now = time.monotonic()
+        if path is not None and now - last[0] >= HEARTBEAT_EVERY_S:
+            path.touch()
+            last[0] = now
+
+    beat()
+    return beat
 
 
 def _stop_flag():
