@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=14.0,
         help="days of recent past the producer sends first, with their labels (0: none)",
     )
+    dev.add_argument("--console-port", type=_positive_int, default=8050, help="port of the console, where installed")
     return parser
 
 
@@ -301,7 +302,9 @@ def command_dev(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     settings.home.mkdir(parents=True, exist_ok=True)
-    stack = LocalStack(settings, ui_port=args.port, rate=args.rate, backfill_days=args.backfill_days)
+    stack = LocalStack(
+        settings, ui_port=args.port, rate=args.rate, backfill_days=args.backfill_days, console_port=args.console_port
+    )
     try:
         stack.start()
         print(

@@ -80,6 +80,18 @@ def dagster_script(name: str) -> str:
     return str(script) if script.exists() else name
 
 
+def cli_commands() -> set[str]:
+    """The subcommands of `payment-platform` in this install."""
+    import argparse
+
+    from payment_platform.cli import build_parser
+
+    for action in build_parser()._subparsers._group_actions:  # argparse has no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
 WORKSPACE = """\
 # Written by `payment-platform dev`: the webserver and the daemon share one gRPC code server.
 load_from:
@@ -98,6 +110,7 @@ class LocalStack:
     ui_port: int
     rate: float | None
     backfill_days: float = BACKFILL_DAYS
+    console_port: int = 8050
     broker: subprocess.Popen[bytes] | None = None
     children: dict[str, Child] = field(default_factory=dict)
 
@@ -140,6 +153,12 @@ class LocalStack:
             [dagster_script("dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.ui_port), "-w", workspace],
         )
         self.spawn("daemon", [dagster_script("dagster-daemon"), "run", "-w", workspace])
+        if "console" in cli_commands():  # the analysts' console, where this install has it
+            self.spawn(
+                "console",
+                [sys.executable, "-m", "payment_platform.cli", "console", "--port", str(self.console_port)],
+                log_name="console.log",
+            )
         rate = "max" if self.rate is None else f"{self.rate:g}"
         self.spawn(
             "producer",
@@ -170,17 +189,24 @@ class LocalStack:
 
     def wait(self) -> int:
         """Until a process of the stack exits on its own (1 if it failed); a signal interrupts it."""
-        while all(child.alive() for child in self.children.values()):
+        while all(child.alive() for child in self.children.values()) and (
+            self.broker is None or self.broker.poll() is None
+        ):
             time.sleep(0.5)
+        if self.broker is not None and self.broker.poll() is not None:
+            print(f"the embedded broker exited with code {self.broker.returncode}: stopping", file=sys.stderr)
+            self.broker = None
+            return 1
         failed = [c.name for c in self.children.values() if c.process.returncode not in (0, None)]
         for name in failed:
-            print(f"{name} exited with code {self.children[name].process.returncode}", file=sys.stderr)
+            print(f"{name} exited with code {self.children[name].process.returncode}: stopping", file=sys.stderr)
         return 1 if failed else 0
 
     def stop(self) -> None:
         """Producer and daemon, scorers (through Dagster), webserver and code server, broker: in that order.
 
-        The producer and the daemon stop together (no new payment, no new run); the scoring runs are then
+        The producer, the console and the daemon stop together (no new payment or verdict, no new run);
+        the scoring runs are then
         terminated through the run launcher, which needs the code server; with no run left, the webserver
         and the code server have nothing to finish and get little time before they are killed."""
         started = time.monotonic()
@@ -188,7 +214,7 @@ class LocalStack:
         def step(what: str) -> None:
             print(f"stopping: {what} ({time.monotonic() - started:.1f}s)", file=sys.stderr, flush=True)
 
-        self.stop_together(["producer", "daemon"], step, PROCESS_STOP_S)
+        self.stop_together(["producer", "console", "daemon"], step, PROCESS_STOP_S)
         if "code server" in self.children:
             step("scorer (terminating its Dagster run)")
             from payment_platform.defs.operations import stop_scoring_runs

@@ -89,7 +89,7 @@ def model_metrics(
     payment_home: PaymentHomeResource,
     score_store: ScoreStoreResource,
 ) -> Iterator[dg.Output[dict[str, float | int | None]] | dg.AssetCheckResult]:
-    """The saved candidate measured on the held-out test days (CONTRACTS §5), plotted across versions."""
+    """The saved candidate measured on the held-out test days (docs/contracts.md §5), plotted across versions."""
     metrics = evaluate_candidate(fraud_model, payment_home.history(), score_store.url, payment_home.registry())
     floors = MetricFloors()
     failures = floors.failures(metrics)

@@ -1,4 +1,4 @@
-"""Typed resources of the platform, bound to the environment (CONTRACTS §3) through `dg.EnvVar`s.
+"""Typed resources of the platform, bound to the environment (docs/contracts.md §3) through `dg.EnvVar`s.
 
 The variables are read when a run or a sensor uses a resource, never when the code is loaded, and the
 UI and the launchpad show their names, never their values (the database URL may hold a password).
