@@ -79,6 +79,43 @@ def stored(db: Path, table: str) -> int:
         return 0
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def check_ui_paths(base: str, home: str) -> None:
+    """The UI paths the README names exist in this Dagster, driven in a real browser (where Playwright and
+    Chromium are installed: `pip install playwright`, `apt-get install chromium`)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return
+    if not CHROMIUM.exists():
+        return
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(f"{base}/assets/scored_transactions", wait_until="networkidle", timeout=60_000)
+        # The navigation, the asset's tabs, and Overview → Metadata → Plots.
+        for name in ("Catalog", "Jobs", "Runs", "Automation", "Lineage", "Overview", "Events", "Checks", "Plots"):
+            page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+        assert page.get_by_text("production_model").first.is_visible()  # upstream in the lineage
+        page.goto(f"{base}/locations/payment_platform/jobs/train_model", wait_until="networkidle", timeout=60_000)
+        box = page.get_by_text("Materialize all").first.bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + box["width"] + 25, box["y"] + box["height"] / 2)  # its dropdown
+        page.get_by_text("Open launchpad").first.click()
+        editors = lambda: "\n".join(page.locator(".CodeMirror").all_inner_texts())  # noqa: E731 - the launchpad's too
+        confirm = page.get_by_role("button", name="Confirm")  # "upstream not materialized" (no history here)
+        if wait_until(lambda: confirm.count() > 0, 3):
+            confirm.first.click()
+        assert wait_until(lambda: "PAYMENT_DB_URL" in editors(), 30), editors()
+        assert re.search(r"url:\s*(\d+\s*)?env:\s*PAYMENT_DB_URL", editors())  # line numbers interleave
+        assert home not in page.inner_text("body")  # the embedded default URL is never shown
+        browser.close()
+
+
 def test_dev_starts_lived_in_and_ctrl_c_stops_everything_in_order(model_dir: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(model_dir, home / "models")  # a promoted model: the sensor starts scoring at once
@@ -109,6 +146,7 @@ def test_dev_starts_lived_in_and_ctrl_c_stops_everything_in_order(model_dir: Pat
         lived_in = lambda: stored(db, "scored_transactions") > 50_000 and stored(db, "transaction_labels") > 5_000  # noqa: E731
         assert wait_until(lived_in, 150, every_s=1), output()[-5000:]
         assert port_is_open("127.0.0.1", ui_port)
+        check_ui_paths(f"http://127.0.0.1:{ui_port}", str(home))
         processes = descendants(dev.pid)
         assert len(processes) >= 5, processes  # broker, code server (and its server), webserver, daemon, producer
 
