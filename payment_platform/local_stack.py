@@ -24,7 +24,12 @@ from pathlib import Path
 from typing import IO
 
 from payment_platform.kafka.clients import ensure_topics
-from payment_platform.kafka.embedded_broker import port_is_open, start_embedded_broker, stop_embedded_broker
+from payment_platform.kafka.embedded_broker import (
+    dies_with_parent,
+    port_is_open,
+    start_embedded_broker,
+    stop_embedded_broker,
+)
 from payment_platform.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -184,6 +189,7 @@ class LocalStack:
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
+            preexec_fn=dies_with_parent(),  # only prctl: safe between fork and exec
         )
         self.children[name] = Child(name, process, log)
 

@@ -9,6 +9,7 @@ leaving no process behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -139,15 +140,21 @@ def test_dev_starts_lived_in_and_ctrl_c_stops_everything_in_order(model_dir: Pat
         start_new_session=True,
     )
     output = lambda: (tmp_path / "dev.log").read_text(errors="replace")  # noqa: E731
+    descendants_seen: set[int] = set()
     try:
         # The recent past (8 days: the first day's labels are due) is produced at once and scored by the
         # run the sensor starts, its labels with it.
         db = home / "payments.db"
-        lived_in = lambda: stored(db, "scored_transactions") > 50_000 and stored(db, "transaction_labels") > 5_000  # noqa: E731
+
+        def lived_in() -> bool:
+            descendants_seen.update(descendants(dev.pid))
+            return stored(db, "scored_transactions") > 50_000 and stored(db, "transaction_labels") > 5_000
+
         assert wait_until(lived_in, 150, every_s=1), output()[-5000:]
         assert port_is_open("127.0.0.1", ui_port)
         check_ui_paths(f"http://127.0.0.1:{ui_port}", str(home))
         processes = descendants(dev.pid)
+        descendants_seen.update(processes)
         assert len(processes) >= 5, processes  # broker, code server (and its server), webserver, daemon, producer
 
         asked = time.monotonic()
@@ -155,8 +162,15 @@ def test_dev_starts_lived_in_and_ctrl_c_stops_everything_in_order(model_dir: Pat
         dev.wait(timeout=20)
         stopped_in = time.monotonic() - asked
     finally:
-        if dev.poll() is None:
-            os.killpg(dev.pid, signal.SIGKILL)
+        if dev.poll() is None:  # a failed assertion: stop it in order, or at least leave nothing behind
+            dev.send_signal(signal.SIGINT)
+            try:
+                dev.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                dev.kill()
+        for pid in descendants_seen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         log.close()
 
     text = output()

@@ -34,11 +34,11 @@ def port_is_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
 PR_SET_PDEATHSIG = 1
 
 
-def _dies_with_parent() -> Callable[[], None] | None:
+def dies_with_parent() -> Callable[[], None] | None:
     """On Linux, a pre-exec hook that has the kernel send SIGTERM to the broker when its parent dies.
 
-    The broker is a separate binary: without this, a parent killed outright (SIGKILL, a crash) would
-    leave it running and holding the port."""
+    Without it, a parent killed outright (SIGKILL, a crash) would leave the child running: the broker
+    binary holding its port, or the processes of `payment-platform dev`."""
     if not sys.platform.startswith("linux"):
         return None
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -62,7 +62,7 @@ def start_embedded_broker(
         [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
         stdout=log,
         stderr=subprocess.STDOUT,
-        preexec_fn=_dies_with_parent(),  # only prctl: safe between fork and exec
+        preexec_fn=dies_with_parent(),  # only prctl: safe between fork and exec
     )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
