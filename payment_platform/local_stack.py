@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 CODE_LOCATION = "payment_platform"
 DEFINITIONS_MODULE = "payment_platform.definitions"
 PROCESS_STOP_S = 3.0  # the producer and the daemon stop well within this
-IDLE_DAGSTER_STOP_S = 2.0  # the webserver and the code server, once no run is left
+IDLE_DAGSTER_STOP_S = 3.0  # the webserver and the code server, once no run is left
 SCORER_STOP_S = 8.0  # the scorer commits its batch in hand within this
 BACKFILL_DAYS = 14  # the recent past a fresh dev session starts with: two label delays
 
@@ -58,17 +58,42 @@ class Child:
             os.killpg(self.process.pid, signum)
 
     def stop(self, timeout_s: float = PROCESS_STOP_S, *, signalled: bool = False) -> None:
-        """SIGTERM to the group (unless already sent); SIGKILL what is left after the timeout."""
+        """SIGTERM to the group (unless already sent); SIGKILL what is left of its tree after the timeout.
+
+        The tree, not only the group: Dagster's code server runs the code in a child of its own session."""
+        tree = descendants(self.process.pid)
         if not signalled:
             self.signal(signal.SIGTERM)
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             logger.warning("%s did not stop within %.0fs: killing it", self.name, timeout_s)
-        self.signal(signal.SIGKILL)  # anything of the group still running (e.g. a run worker)
+        self.signal(signal.SIGKILL)
+        for pid in tree | descendants(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait()
         if self.log is not None:
             self.log.close()
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below `pid` now, whatever session they moved to (from /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
 
 
 def free_local_port() -> int:
