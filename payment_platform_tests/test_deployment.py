@@ -1,9 +1,9 @@
-"""The deployment: docker-compose.yml, .env.example, Dockerfile, dagster.yaml, the workspaces and
-the MySQL init script.
+"""The deployment: docker-compose.yml, deploy/.env.example, Dockerfile, the entry point, dagster.yaml,
+the workspaces and the MySQL init script.
 
 No Docker engine runs where the suite runs, so the compose stack is checked by parsing it (and by
-`docker compose config` where that CLI exists); dagster.yaml and the init script are run for real
-against the MariaDB server.
+`docker compose config` where Compose v2 is installed); the entry point, dagster.yaml and the init
+script are run for real (the last two against the MariaDB server).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from payment_platform_tests.conftest import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
-ENV_EXAMPLE = REPO_ROOT / ".env.example"
+ENV_EXAMPLE = REPO_ROOT / "deploy" / ".env.example"
+ENTRYPOINT = REPO_ROOT / "deploy" / "entrypoint.sh"
 DAGSTER_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
 LOCAL_WORKSPACE = REPO_ROOT / "workspace.yaml"
 DEPLOY_WORKSPACE = REPO_ROOT / "deploy" / "workspace.yaml"
@@ -41,7 +42,7 @@ DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 MYSQL_INIT_SCRIPT = REPO_ROOT / "deploy" / "mysql-init" / "01-databases.sh"
 
-SERVICES = ("kafka", "mysql", "code-location", "webserver", "daemon", "producer")
+SERVICES = ("kafka", "mysql", "scorer-secret", "code-location", "webserver", "daemon", "producer")
 DAGSTER_SERVICES = ("code-location", "webserver", "daemon")
 DAGSTER_MYSQL_VARS = (
     "DAGSTER_MYSQL_USER",
@@ -50,6 +51,10 @@ DAGSTER_MYSQL_VARS = (
     "DAGSTER_MYSQL_DB",
 )
 DAGSTER_HOME_IN_IMAGE = "/opt/dagster/dagster_home"
+PAYMENT_HOME_IN_IMAGE = "/var/lib/payment_platform"
+SECRETS_IN_IMAGE = "/var/lib/payment-secrets"
+# An image reference pinned to an exact release: name:MAJOR.MINOR.PATCH, optionally with a variant.
+PINNED_IMAGE = re.compile(r"^[a-z0-9./-]+:\d+\.\d+\.\d+(-[a-z0-9.-]+)?$")
 DEPLOY_WORKSPACE_IN_IMAGE = "/opt/dagster/deploy/workspace.yaml"
 CODE_LOCATION_NAME = "payment_platform"
 DEFINITIONS_MODULE = "payment_platform.definitions"
@@ -112,8 +117,22 @@ def command_words(service: Mapping[str, Any]) -> list[str]:
     return command.split() if isinstance(command, str) else [str(word) for word in command]
 
 
-def test_the_stack_has_its_six_services(services: dict[str, Any]) -> None:
+def test_the_stack_has_its_services_and_the_producer_only_in_the_demo_profile(services: dict[str, Any]) -> None:
     assert set(SERVICES) <= set(services), f"missing: {set(SERVICES) - set(services)}"
+    assert services["producer"].get("profiles") == ["demo"]  # no fake payments into a real deployment
+    assert not [name for name, service in services.items() if name != "producer" and service.get("profiles")]
+    producer_check = " ".join(services["producer"]["healthcheck"]["test"])
+    words = command_words(services["producer"])
+    heartbeat = words[words.index("--heartbeat-file") + 1]
+    assert heartbeat in producer_check and "getmtime" in producer_check
+
+
+def test_every_image_is_pinned_to_an_exact_release(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        image = service["image"]
+        assert PINNED_IMAGE.match(image), f"{name}: {image}"
+    base = re.search(r"^FROM (\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert base and PINNED_IMAGE.match(base.group(1)), base
 
 
 def test_kafka_runs_in_kraft_mode_without_zookeeper(services: dict[str, Any]) -> None:
@@ -121,7 +140,9 @@ def test_kafka_runs_in_kraft_mode_without_zookeeper(services: dict[str, Any]) ->
     env = environment_of(kafka)
     assert kafka["image"].startswith("apache/kafka:")
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    assert env["KAFKA_NODE_ID"] and env["CLUSTER_ID"]
+    assert env["KAFKA_NODE_ID"]
+    # The cluster id is the deployment's own, from deploy/.env: never a value fixed in the file.
+    assert REQUIRED_VAR.match(env["CLUSTER_ID"]) and "KAFKA_CLUSTER_ID" in env["CLUSTER_ID"]
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
     assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] in env["KAFKA_LISTENERS"]
     for name, service in services.items():
@@ -134,13 +155,13 @@ def test_kafka_runs_in_kraft_mode_without_zookeeper(services: dict[str, Any]) ->
     assert "127.0.0.1:9092" in advertised.values()
     inside = {address for address in advertised.values() if address.startswith("kafka:")}
     assert inside, "no listener advertised to the other containers"
-    for name in (*DAGSTER_SERVICES, "producer"):
+    for name in ("code-location", "daemon", "producer"):
         assert environment_of(services[name])["PAYMENT_KAFKA_BOOTSTRAP"] in inside, name
 
 
 def test_mysql_is_8_4_on_a_named_volume_with_the_init_scripts(compose: dict[str, Any]) -> None:
     mysql = compose["services"]["mysql"]
-    assert mysql["image"] in ("mysql:8.4", "mysql:8.4-oracle") or mysql["image"].startswith("mysql:8.4.")
+    assert mysql["image"].startswith("mysql:8.4.")
     mounts = named_volume_mounts(mysql)
     assert "/var/lib/mysql" in mounts
     assert mounts["/var/lib/mysql"] in (compose.get("volumes") or {})
@@ -170,10 +191,11 @@ def test_kafka_and_mysql_have_healthchecks(services: dict[str, Any]) -> None:
 
 
 def test_services_wait_for_what_they_need(services: dict[str, Any]) -> None:
-    for name in DAGSTER_SERVICES:
+    for name in ("code-location", "webserver", "daemon"):
         assert depends_on(services[name]).get("mysql") == "service_healthy", name
     for name in ("webserver", "daemon"):
         assert depends_on(services[name]).get("code-location") == "service_healthy", name
+    assert depends_on(services["daemon"]).get("scorer-secret") == "service_completed_successfully"
     assert depends_on(services["producer"]).get("kafka") == "service_healthy"
     # Waiting for health needs a healthcheck on the other side.
     for name, service in services.items():
@@ -209,28 +231,93 @@ def test_no_literal_password_anywhere(services: dict[str, Any]) -> None:
     assert not re.search(r"\$\{[A-Z0-9_]*PASSWORD[A-Z0-9_]*:?-", COMPOSE_FILE.read_text())
 
 
+def secrets_of(service: Mapping[str, Any]) -> set[str]:
+    """The password variables a service's environment refers to, directly or inside a URL."""
+    text = " ".join(environment_of(service).values())
+    return {name for name in ANY_VAR.findall(text) for name in [name[0]] if "PASSWORD" in name}
+
+
+def test_each_service_gets_only_its_own_secrets(services: dict[str, Any]) -> None:
+    expected = {
+        "kafka": set(),
+        # mysql creates the users on its first start, so it knows their passwords.
+        "mysql": {"MYSQL_ROOT_PASSWORD", "PAYMENT_DB_PASSWORD", "DAGSTER_MYSQL_PASSWORD"},
+        # Writes the scorer's URL into the secrets volume, and exits.
+        "scorer-secret": {"PAYMENT_DB_PASSWORD"},
+        # The Dagster processes reach their instance database, nothing else.
+        "code-location": {"DAGSTER_MYSQL_PASSWORD"},
+        "webserver": {"DAGSTER_MYSQL_PASSWORD"},
+        "daemon": {"DAGSTER_MYSQL_PASSWORD"},
+        "producer": set(),
+    }
+    assert {name: secrets_of(service) for name, service in services.items()} == expected
+    for name in ("code-location", "webserver", "daemon", "producer"):
+        assert "PAYMENT_DB_URL" not in environment_of(services[name]), name
+    # The secrets volume is mounted by the service that writes it, and by no other service.
+    holders = {name for name, service in services.items() if "secrets" in named_volume_mounts(service).values()}
+    assert holders == {"scorer-secret"}
+
+
+def test_runs_get_the_scorer_url_from_the_secrets_volume(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    """Each run's container (DockerRunLauncher) mounts the secrets volume the scorer-secret service
+    writes, and finds the URL's file where the entry point reads it."""
+    launcher = yaml.safe_load(DAGSTER_YAML.read_text())["run_launcher"]["config"]
+    volumes = {(entry.split(":")[0], entry.split(":")[1]) for entry in launcher["container_kwargs"]["volumes"]}
+    declared = {key: spec.get("name") for key, spec in (compose["volumes"] or {}).items() if spec}
+    assert (declared["secrets"], SECRETS_IN_IMAGE) in volumes
+    assert (declared["payment_home"], PAYMENT_HOME_IN_IMAGE) in volumes
+    assert (declared["dagster_storage"], f"{DAGSTER_HOME_IN_IMAGE}/storage") in volumes
+    command = " ".join(command_words(services["scorer-secret"]))
+    written = re.search(r"> (\S+)", command)
+    assert written is not None and written.group(1).startswith(SECRETS_IN_IMAGE + "/")
+    assert f"PAYMENT_DB_URL_FILE={written.group(1)}" in launcher["env_vars"]
+    assert "umask 077" in command
+
+
+def test_runs_are_containers_that_a_stop_reaches(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    config = yaml.safe_load(DAGSTER_YAML.read_text())
+    launcher = config["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
+    settings = launcher["config"]
+    assert settings["network"] == compose["networks"]["default"]["name"]
+    kwargs = settings["container_kwargs"]
+    assert kwargs["init"] is True  # SIGTERM reaches the run worker, whatever its PID
+    assert kwargs["stop_timeout"] >= 30  # the scorer commits within 10 s
+    assert kwargs["labels"]["com.docker.compose.project"] == compose["name"]
+    # The runs are launched in the code location's image, and with the settings the daemon passes by name.
+    code_location = environment_of(services["code-location"])
+    assert code_location["DAGSTER_CURRENT_IMAGE"] == services["code-location"]["image"]
+    daemon = environment_of(services["daemon"])
+    for name in settings["env_vars"]:
+        if "=" not in name:
+            assert name in daemon, f"the daemon cannot pass {name} to runs"
+    assert "/var/run/docker.sock:/var/run/docker.sock" in services["daemon"]["volumes"]
+
+
 def test_dagster_services_share_instance_config_registry_and_image(
     compose: dict[str, Any], services: dict[str, Any]
 ) -> None:
     envs = {name: environment_of(services[name]) for name in DAGSTER_SERVICES}
-    for var in (*DAGSTER_MYSQL_VARS, "DAGSTER_MYSQL_PORT", "PAYMENT_HOME", "PAYMENT_DB_URL"):
+    for var in (*DAGSTER_MYSQL_VARS, "DAGSTER_MYSQL_PORT"):
         values = {env.get(var) for env in envs.values()}
         assert len(values) == 1 and None not in values, f"{var} differs or is missing: {values}"
     assert envs["daemon"]["DAGSTER_MYSQL_HOST"] == "mysql"
+    # The code location (sensor) and the daemon (which hands them to runs) share the platform's settings.
+    for var in ("PAYMENT_HOME", "PAYMENT_KAFKA_BOOTSTRAP", "PAYMENT_CONSUMER_GROUP", "PAYMENT_SCORERS"):
+        assert envs["code-location"][var] == envs["daemon"][var], var
+    assert envs["code-location"]["PAYMENT_HOME"] == PAYMENT_HOME_IN_IMAGE
 
-    payment_home = envs["daemon"]["PAYMENT_HOME"]
     mounts = {name: named_volume_mounts(services[name]) for name in DAGSTER_SERVICES}
-    registry_volumes = {m.get(payment_home) for m in mounts.values()}
-    assert len(registry_volumes) == 1 and None not in registry_volumes, registry_volumes
+    assert mounts["code-location"][PAYMENT_HOME_IN_IMAGE] == "payment_home"
     storage_volumes = {m.get(f"{DAGSTER_HOME_IN_IMAGE}/storage") for m in mounts.values()}
-    assert len(storage_volumes) == 1 and None not in storage_volumes, storage_volumes
+    assert storage_volumes == {"dagster_storage"}
     declared = compose.get("volumes") or {}
-    assert registry_volumes <= set(declared) and storage_volumes <= set(declared)
+    assert {"payment_home", "dagster_storage", "secrets"} <= set(declared)
 
     # Same image, so the same DAGSTER_HOME with the same dagster.yaml.
-    images = {services[name].get("image") for name in (*DAGSTER_SERVICES, "producer")}
+    images = {services[name].get("image") for name in (*DAGSTER_SERVICES, "producer", "scorer-secret")}
     assert len(images) == 1 and None not in images
-    assert all("build" in services[name] for name in (*DAGSTER_SERVICES, "producer"))
+    assert all("build" in services[name] for name in (*DAGSTER_SERVICES, "producer", "scorer-secret"))
 
     # The webserver and the daemon load the gRPC code location through the deploy workspace.
     for name in ("webserver", "daemon"):
@@ -251,11 +338,14 @@ def test_dagster_yaml_reads_exactly_what_compose_provides(services: dict[str, An
 def test_env_example_lists_every_required_variable_with_placeholders() -> None:
     required = {match[0] for match in ANY_VAR.findall(COMPOSE_FILE.read_text()) if match[1].startswith(":?")}
     example = parse_env_file(ENV_EXAMPLE)
-    assert required <= set(example), f"missing from .env.example: {required - set(example)}"
+    assert required <= set(example), f"missing from deploy/.env.example: {required - set(example)}"
     for key, value in example.items():
         if "PASSWORD" in key:
             assert value.startswith("change-me"), f"{key} must be a placeholder"
-    assert ".env" in (REPO_ROOT / ".gitignore").read_text().split()
+    assert example["KAFKA_CLUSTER_ID"] == ""  # generated per deployment: compose refuses it empty
+    ignored = (REPO_ROOT / ".gitignore").read_text().split()
+    assert ".env" in ignored and "deploy/.env" in ignored
+    assert not (REPO_ROOT / ".env.example").exists()  # a root .env would be read by every Dagster command
 
 
 def parse_env_file(path: Path) -> dict[str, str]:
@@ -268,32 +358,90 @@ def parse_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def compose_cli() -> list[str] | None:
-    """`docker compose` or `docker-compose`, whichever works here (parsing needs no engine)."""
+def run_entrypoint(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), *command],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "variable", ["MYSQL_ROOT_PASSWORD", "DAGSTER_MYSQL_PASSWORD", "PAYMENT_DB_PASSWORD", "PAYMENT_DB_URL"]
+)
+def test_entrypoint_refuses_a_placeholder_password(variable: str) -> None:
+    value = "mysql+pymysql://scorer:change-me@mysql/payments" if variable == "PAYMENT_DB_URL" else "change-me"
+    refused = run_entrypoint({variable: value, "OTHER_PASSWORD": "a-real-one"}, "echo", "started")
+    assert refused.returncode != 0 and "started" not in refused.stdout
+    assert f"still a change-me placeholder: {variable} " in refused.stderr
+    assert "a-real-one" not in refused.stderr and "scorer:" not in refused.stderr  # names, never values
+
+
+def test_entrypoint_reads_a_secret_from_its_file_and_runs_the_command(tmp_path: Path) -> None:
+    secret = tmp_path / "scorer_db_url"
+    secret.write_text("mysql+pymysql://scorer:s3cret@mysql:3306/payments")
+    started = run_entrypoint(
+        {"PAYMENT_DB_URL_FILE": str(secret), "DAGSTER_MYSQL_PASSWORD": "a-real-one"},
+        "sh",
+        "-c",
+        'echo "url=$PAYMENT_DB_URL"',
+    )
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "url=mysql+pymysql://scorer:s3cret@mysql:3306/payments"
+    missing = run_entrypoint({"PAYMENT_DB_URL_FILE": str(tmp_path / "nope")}, "true")
+    assert missing.returncode != 0 and "cannot be read" in missing.stderr
+
+
+def test_every_container_starts_through_the_entrypoint(services: dict[str, Any]) -> None:
+    assert re.search(r'^ENTRYPOINT \["payment-platform-entrypoint"\]', DOCKERFILE.read_text(), re.MULTILINE)
+    mysql = services["mysql"]
+    assert mysql["entrypoint"][:2] == ["/usr/local/bin/payment-platform-entrypoint", "docker-entrypoint.sh"]
+    assert "./deploy/entrypoint.sh:/usr/local/bin/payment-platform-entrypoint:ro" in mysql["volumes"]
+    for name, service in services.items():
+        if name not in ("kafka", "mysql"):
+            assert "entrypoint" not in service, f"{name} must keep the image's entry point"
+
+
+def compose_cli() -> tuple[list[str] | None, str]:
+    """`docker compose` (v2), and what was found instead when it is missing."""
+    found = "no compose CLI"
     for candidate in (["docker", "compose"], ["docker-compose"]):
         if shutil.which(candidate[0]) is None:
             continue
         try:
-            probe = subprocess.run([*candidate, "version"], capture_output=True, timeout=60, check=False)
+            probe = subprocess.run([*candidate, "version"], capture_output=True, text=True, timeout=60, check=False)
         except (OSError, subprocess.TimeoutExpired):
             continue
-        if probe.returncode == 0:
-            return candidate
-    return None
+        if probe.returncode != 0:
+            continue
+        version = re.search(r"(\d+)\.(\d+)\.(\d+)", probe.stdout)
+        if version and int(version.group(1)) >= 2:
+            return candidate, probe.stdout.strip()
+        found = f"`{' '.join(candidate)}` {version.group(0) if version else '(unknown version)'}"
+    return None, found
 
 
 def test_compose_cli_accepts_the_file(tmp_path: Path) -> None:
-    cli = compose_cli()
+    cli, found = compose_cli()
     if cli is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed: checked by parsing only")
-    env_file = tmp_path / ".env"
-    env_file.write_text(ENV_EXAMPLE.read_text())
-    # Only the .env file may supply the stack's variables.
+        if found == "no compose CLI":
+            pytest.skip("no compose CLI is installed: the file is checked by parsing only")
+        pytest.fail(
+            f"Compose v2 is required (`docker compose`, as the README says); found {found}, a Compose v1 "
+            "that rejects the file's top-level `name:`. Install the docker-compose-plugin, or uninstall it."
+        )
+    env_file = tmp_path / "stack.env"
+    example = ENV_EXAMPLE.read_text().replace("KAFKA_CLUSTER_ID=\n", "KAFKA_CLUSTER_ID=MkU3OEVBNTcwNTJENDM2Qk\n")
+    env_file.write_text(example.replace("change-me", "not-a-placeholder"))
+    # Only the --env-file may supply the stack's variables.
     clean_env = {k: v for k, v in os.environ.items() if k not in parse_env_file(ENV_EXAMPLE)}
     base = [*cli, "--project-directory", str(REPO_ROOT), "-f", str(COMPOSE_FILE)]
 
     result = subprocess.run(
-        [*base, "--env-file", str(env_file), "config", "--quiet"],
+        [*base, "--env-file", str(env_file), "--profile", "demo", "config", "--quiet"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -313,7 +461,7 @@ def test_compose_cli_accepts_the_file(tmp_path: Path) -> None:
         check=False,
     )
     assert refused.returncode != 0
-    assert "PASSWORD" in refused.stderr
+    assert "PASSWORD" in refused.stderr or "KAFKA_CLUSTER_ID" in refused.stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,10 +474,11 @@ def test_dockerfile_builds_a_non_root_code_location_image() -> None:
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     instructions = [" ".join(part.split()) for part in "\n".join(lines).replace("\\\n", " ").splitlines()]
     instructions = [line for line in instructions if line]
-    assert instructions[0] == "FROM python:3.11-slim"
-    assert re.search(r"^RUN pip install \.(\s|$)", text, re.MULTILINE)
+    assert instructions[0].startswith("FROM python:3.11.")
+    # Installed in place: load_from_defs_folder finds the defs folder through pyproject.toml.
+    assert re.search(r'^RUN pip install -e "\.\[deploy\]"$', text, re.MULTILINE)
     assert f"DAGSTER_HOME={DAGSTER_HOME_IN_IMAGE}" in text
-    assert "PAYMENT_HOME=/var/lib/payment_platform" in text
+    assert f"PAYMENT_HOME={PAYMENT_HOME_IN_IMAGE}" in text
     assert re.search(r"^COPY deploy/dagster\.yaml \$\{DAGSTER_HOME\}/dagster\.yaml$", text, re.MULTILINE)
     assert re.search(rf"^COPY deploy/workspace\.yaml {DEPLOY_WORKSPACE_IN_IMAGE}$", text, re.MULTILINE)
     assert re.search(r"^WORKDIR /", text, re.MULTILINE)
@@ -337,10 +486,10 @@ def test_dockerfile_builds_a_non_root_code_location_image() -> None:
     assert users and users[-1] not in ("root", "0")
     cmd = next(line for line in instructions if line.startswith("CMD"))
     assert "code-server" in cmd and DEFINITIONS_MODULE in cmd and '"4000"' in cmd
-    # The build context is an allow-list: .env and local state never reach the image.
+    # The build context is an allow-list: .env files and local state never reach the image.
     ignore = [line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip()]
     ignore = [line for line in ignore if not line.startswith("#")]
-    assert ignore[0] == "*" and "!.env" not in ignore
+    assert ignore[0] == "*" and not [line for line in ignore if line.startswith("!") and ".env" in line]
 
 
 def test_code_location_serves_what_the_deploy_workspace_expects(services: dict[str, Any]) -> None:
@@ -430,7 +579,7 @@ def test_dagster_yaml_is_mysql_storage_from_the_environment(monkeypatch: pytest.
     assert "mysql_url" not in config["storage"]["mysql"]
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert 1 <= config["run_coordinator"]["config"]["max_concurrent_runs"] <= 16
-    assert config["run_launcher"]["class"] == "DefaultRunLauncher"
+    assert config["run_launcher"]["class"] == "DockerRunLauncher"
     assert config["telemetry"] == {"enabled": False}
 
     # And Dagster itself accepts it (schema validation of the whole file).

@@ -1,15 +1,16 @@
-"""Synthetic labelled payment history, one partition per UTC day, with its fraud-rate check."""
+"""Synthetic labelled payment history, one partition per UTC day, with its fraud-rate check per day."""
 
-import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
-from payment_platform.defs.partitions import daily_partitions
-from payment_platform.resources import HistoryStoreResource
+from payment_platform.defs.partitions import daily_partitions, partition_days
+from payment_platform.defs.resources import PaymentHomeResource
 from payment_platform.world import World
 
 HISTORY_FRAUD_RATE_CHECK = "fraud_rate_in_band"
+FRAUD_RATE_CHECK_SPEC = dg.AssetCheckSpec(HISTORY_FRAUD_RATE_CHECK, asset="transaction_history")
 
 
 class HistoryConfig(dg.Config):
@@ -21,26 +22,22 @@ class HistoryConfig(dg.Config):
     max_fraud_rate: float = 0.03
 
 
-def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:
-    window = context.partition_time_window
-    first, last = window.start.date(), (window.end - dt.timedelta(microseconds=1)).date()
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 @dg.asset(
     key="transaction_history",
     group_name="training_data",
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[dg.AssetCheckSpec(HISTORY_FRAUD_RATE_CHECK, asset="transaction_history")],
+    check_specs=[FRAUD_RATE_CHECK_SPEC],
     kinds={"parquet", "pandas"},
 )
 def transaction_history(
-    context: dg.AssetExecutionContext, config: HistoryConfig, history: HistoryStoreResource
-) -> dg.Output[None] | object:
-    """Labelled payments of the synthetic world, one Parquet file per day (re-running a day replaces it)."""
+    context: dg.AssetExecutionContext, config: HistoryConfig, payment_home: PaymentHomeResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output[None]]:
+    """Labelled payments of the synthetic world, one Parquet file per day (re-running a day replaces it).
+
+    A run may cover a range of days (the keep_scoring sensor and `payment-platform train` launch the
+    missing window as one run); each day gets its own check result, tied to its partition."""
     world = World(seed=config.seed, n_cards=config.n_cards)
-    store = history.store()
+    store = payment_home.history()
     rates: dict[str, float] = {}
     counts = 0
     days = partition_days(context)
@@ -51,9 +48,6 @@ def transaction_history(
         counts += len(payments)
         if i % 10 == 0 or i == len(days):
             context.log.info(f"generated {i}/{len(days)} days ({counts:,} payments)")
-    out_of_band = {
-        day: rate for day, rate in rates.items() if not config.min_fraud_rate <= rate <= config.max_fraud_rate
-    }
     series = pd.Series(rates)
     yield dg.MaterializeResult(
         metadata={
@@ -63,24 +57,27 @@ def transaction_history(
             "path": dg.MetadataValue.path(str(store.root)),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name=HISTORY_FRAUD_RATE_CHECK,
-        passed=not out_of_band,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"daily fraud rate within [{config.min_fraud_rate:.2%}, {config.max_fraud_rate:.2%}]",
-        metadata={
-            "min_daily_fraud_rate": float(series.min()),
-            "max_daily_fraud_rate": float(series.max()),
-            "days_out_of_band": len(out_of_band),
-            "first_out_of_band": next(iter(out_of_band), ""),
-        },
-    )
+    band = f"[{config.min_fraud_rate:.2%}, {config.max_fraud_rate:.2%}]"
+    for day, rate in rates.items():
+        passed = config.min_fraud_rate <= rate <= config.max_fraud_rate
+        yield dg.AssetCheckEvaluation(
+            asset_key=FRAUD_RATE_CHECK_SPEC.asset_key,
+            check_name=HISTORY_FRAUD_RATE_CHECK,
+            partition=day,
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"fraud rate {rate:.2%} {'within' if passed else 'outside'} {band}",
+            metadata={"fraud_rate": rate},
+        )
+    # The per-day evaluations above are the check's results; this closes its step output.
+    yield dg.Output(None, output_name=FRAUD_RATE_CHECK_SPEC.get_python_identifier())
 
 
+# In one process: a day of history takes ~0.2 s, less than starting a step's own process.
 history_job = dg.define_asset_job(
     "materialize_history",
     selection=dg.AssetSelection.assets(transaction_history),
-    partitions_def=daily_partitions,
+    executor_def=dg.in_process_executor,
 )
 
 history_schedule = dg.build_schedule_from_partitioned_job(

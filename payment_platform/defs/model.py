@@ -5,10 +5,11 @@ artifact on the held-out later days; a blocking check holds the metrics to their
 does `production_model` move the registry's production pointer, which the live scorer follows.
 """
 
-import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 
+from payment_platform.defs.resources import PaymentHomeResource, ScoreStoreResource
 from payment_platform.features.parity import compare_drivers
 from payment_platform.model.pipeline import (
     Candidate,
@@ -18,22 +19,13 @@ from payment_platform.model.pipeline import (
     load_training_payments,
     train_candidate,
 )
-from payment_platform.resources import HistoryStoreResource, ModelRegistryResource, ScoreStoreResource
 
 MODEL_METRICS_FLOORS_CHECK = "metrics_clear_floors"
 FEATURE_PARITY_CHECK = "online_features_match_training"
 
 
-class TrainingConfig(dg.Config):
-    """The training window and split. Defaults suit the synthetic world's daily history."""
-
-    source: str = "synthetic"  # "synthetic": the history partitions; "database": the platform's own labelled payments
-    until: str | None = None  # last day of the window (event time, YYYY-MM-DD); default: latest available day
-    window_days: int = 72
-    warmup_days: int = 14  # history before the training days, used only to build behavioural features
-    test_days: int = 14
-    gap_days: int = 7  # as long as the label delay
-    seed: int = 0
+class TrainingConfig(dg.Config, TrainingPlan):
+    """The training window and its split (the fields are TrainingPlan's, in model/pipeline.py)."""
 
 
 @dg.asset(
@@ -46,32 +38,22 @@ class TrainingConfig(dg.Config):
 def fraud_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
-    history: HistoryStoreResource,
+    payment_home: PaymentHomeResource,
     score_store: ScoreStoreResource,
-    model_registry: ModelRegistryResource,
-) -> object:
+) -> Iterator[dg.Output[Candidate] | dg.AssetCheckResult]:
     """A candidate model trained on the earlier days of the window, saved as a new registry version.
 
     Its check streams the same payments through the live scorer's feature state and compares every row
     with the training features: a model is only as good as the features it will be served."""
-    plan = TrainingPlan(
-        source=config.source,
-        until=dt.date.fromisoformat(config.until) if config.until else None,
-        window_days=config.window_days,
-        warmup_days=config.warmup_days,
-        test_days=config.test_days,
-        gap_days=config.gap_days,
-        seed=config.seed,
-    )
-    payments, window = load_training_payments(plan, history.store(), score_store.url)
+    payments, window = load_training_payments(config, payment_home.history(), score_store.url)
     context.log.info(f"training on {len(payments):,} payments from {window.start} to {window.end}")
-    candidate = train_candidate(payments, window, plan, model_registry.registry())
+    candidate = train_candidate(payments, window, config, payment_home.registry())
     parity = compare_drivers(payments)
     yield dg.Output(
         candidate,
         metadata={
             "version": candidate.version,
-            "source": plan.source,
+            "source": config.source,
             "window_start": str(window.start),
             "window_end": str(window.end),
             "train_rows": candidate.train_rows,
@@ -104,12 +86,11 @@ def fraud_model(
 def model_metrics(
     context: dg.AssetExecutionContext,
     fraud_model: Candidate,
-    history: HistoryStoreResource,
+    payment_home: PaymentHomeResource,
     score_store: ScoreStoreResource,
-    model_registry: ModelRegistryResource,
-) -> object:
-    """The saved candidate measured on the held-out test days (CONTRACTS §5), plotted across versions."""
-    metrics = evaluate_candidate(fraud_model, history.store(), score_store.url, model_registry.registry())
+) -> Iterator[dg.Output[dict[str, float | int | None]] | dg.AssetCheckResult]:
+    """The saved candidate measured on the held-out test days (docs/contracts.md §5), plotted across versions."""
+    metrics = evaluate_candidate(fraud_model, payment_home.history(), score_store.url, payment_home.registry())
     floors = MetricFloors()
     failures = floors.failures(metrics)
     values = metrics.as_dict()
@@ -125,16 +106,19 @@ def model_metrics(
 
 @dg.asset(key="production_model", group_name="model", deps=["model_metrics"])
 def production_model(
-    context: dg.AssetExecutionContext, fraud_model: Candidate, model_registry: ModelRegistryResource
+    context: dg.AssetExecutionContext, fraud_model: Candidate, payment_home: PaymentHomeResource
 ) -> dg.MaterializeResult:
     """Promotes the candidate: the live scorer switches to it within seconds, without a restart."""
-    registry = model_registry.registry()
+    registry = payment_home.registry()
     previous = registry.production_version()
     registry.promote(fraud_model.version)
     context.log.info(f"promoted model {fraud_model.version} (was {previous})")
     return dg.MaterializeResult(metadata={"version": fraud_model.version, "previous_version": previous or ""})
 
 
+# In one process: the three steps run one after the other anyway, and a fresh install waits for them.
 train_job = dg.define_asset_job(
-    "train_model", selection=dg.AssetSelection.assets(fraud_model, model_metrics, production_model)
+    "train_model",
+    selection=dg.AssetSelection.assets(fraud_model, model_metrics, production_model),
+    executor_def=dg.in_process_executor,
 )

