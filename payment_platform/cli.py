@@ -100,12 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--idle-timeout-s", type=_non_negative_float, default=None)
     score.add_argument("--batch-size", type=_positive_int, default=5_000)
 
+    console = commands.add_parser("console", help="the fraud operations console (web)")
+    console.add_argument("--port", type=_positive_int, default=8050)
+    console.add_argument(
+        "--host", default="127.0.0.1", help="address to bind; anything but loopback makes every page need a login"
+    )
+    console.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="print the hash of a password (typed or piped) for the accounts file",
+    )
+
     bench = commands.add_parser("bench", help="measure throughput, latency and memory against this machine's ceilings")
     add_bench_arguments(bench)
 
     dev = commands.add_parser("dev", help="local quick start: embedded broker, Dagster UI on :3000, a producer")
     dev.add_argument("--port", type=_positive_int, default=3000, help="port of the Dagster UI")
     dev.add_argument("--rate", type=_positive_rate, default=10.0, help="producer rate in payments per second")
+    dev.add_argument("--console-port", type=_positive_int, default=8050, help="port of the fraud operations console")
     return parser
 
 
@@ -253,6 +265,15 @@ def command_score(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def command_console(args: argparse.Namespace, settings: Settings) -> int:
+    from payment_platform.console.cli import ConsoleStartError, run_console
+
+    try:
+        return run_console(args.host, args.port, settings, hash_password=args.hash_password)
+    except ConsoleStartError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def command_bench(args: argparse.Namespace, settings: Settings) -> int:
     from payment_platform.bench.run import run
 
@@ -292,6 +313,22 @@ def command_dev(args: argparse.Namespace, settings: Settings) -> int:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        )
+        from payment_platform.console.accounts import DEV_ANALYST, ensure_dev_account
+
+        users, password_file = ensure_dev_account(settings.home)
+        console_env = {**env, "PAYMENT_CONSOLE_USERS_FILE": os.environ.get("PAYMENT_CONSOLE_USERS_FILE", str(users))}
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "payment_platform.cli", "console", "--port", str(args.console_port)],
+                env=console_env,
+                start_new_session=True,
+            )
+        )
+        print(
+            f"fraud operations console on http://127.0.0.1:{args.console_port} — log in as {DEV_ANALYST} with the "
+            f"password in {password_file}",
+            file=sys.stderr,
         )
         children.append(
             subprocess.Popen(
