@@ -33,6 +33,7 @@ STATUSES = (APPROVED, REVIEW, DECLINED)
 t = scored_transactions.c
 # Recent-window panels read the rows after the rollup's cursor too; beyond this many, they wait for it.
 MAX_UNFOLDED_ROWS = 100_000
+WRITE_MARGIN = dt.timedelta(minutes=2)
 
 
 class AggregatesBehind(RuntimeError):
@@ -293,8 +294,10 @@ def _points(window: Window) -> list[int]:
 
 def recent_floor(conn: sa.Connection, since: dt.datetime) -> int:
     """The lowest id a row scored at or after `since` can have: the first id of that minute in the rollup,
-    or the first id after its cursor, or the lowest pending gap (a late commit may hold such a row).
-    Raises AggregatesBehind when more than MAX_UNFOLDED_ROWS rows are past the cursor."""
+    or the first id after its cursor, or the lowest pending gap that may hold such a row. A writer stamps
+    scored_at before it takes its ids, so a row filling a gap was stamped before the row after the gap took
+    its ids: only gaps whose next row was scored after `since` count, less WRITE_MARGIN for the time a
+    write takes. Raises AggregatesBehind when more than MAX_UNFOLDED_ROWS rows are past the cursor."""
     cursor = conn.execute(sa.select(rollup_cursor.c.last_id)).scalar()
     store_max = conn.execute(sa.select(sa.func.max(t.id))).scalar() or 0
     if cursor is None or store_max - cursor > MAX_UNFOLDED_ROWS:
@@ -304,7 +307,9 @@ def recent_floor(conn: sa.Connection, since: dt.datetime) -> int:
     first = conn.execute(
         sa.select(sa.func.min(minute_status.c.first_id)).where(minute_status.c.minute >= to_epoch_minute(since))
     ).scalar()
-    gap = conn.execute(sa.select(sa.func.min(rollup_gaps.c.first_id))).scalar()
+    gap = conn.execute(
+        sa.select(sa.func.min(rollup_gaps.c.first_id)).where(rollup_gaps.c.next_scored_at >= since - WRITE_MARGIN)
+    ).scalar()
     candidates += [int(x) for x in (first, gap) if x is not None]
     return min(candidates)
 

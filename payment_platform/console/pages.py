@@ -171,7 +171,7 @@ def scorer_health(console: Console, request: Request, form: Form) -> Response:
             "shown_metrics": [(key, label, model.metrics.get(key)) for key, label in SHOWN_METRICS] if model else [],
             "days": days,
             "matured": live_quality.matured_days(now.date()),
-            "maintenance_error": maintenance.last_error if maintenance else None,
+            "maintenance_error": maintenance.status() if maintenance else None,
             "store_name": console.store_name,
             "labels_topic": console.labels_topic,
         },

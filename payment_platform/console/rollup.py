@@ -64,6 +64,7 @@ class Gap:
     first_id: int
     last_id: int
     seen_at: dt.datetime
+    next_scored_at: dt.datetime
 
 
 @dataclass
@@ -213,12 +214,9 @@ class Rollup:
         conn.execute(rollup_cursor.insert().values(source=SOURCE, last_id=0, updated_at=self.clock()))
 
     def _gaps(self, conn: sa.Connection) -> list[Gap]:
-        rows = conn.execute(
-            sa.select(rollup_gaps.c.first_id, rollup_gaps.c.last_id, rollup_gaps.c.seen_at).order_by(
-                rollup_gaps.c.first_id
-            )
-        )
-        return [Gap(r.first_id, r.last_id, r.seen_at) for r in rows]
+        g = rollup_gaps.c
+        rows = conn.execute(sa.select(g.first_id, g.last_id, g.seen_at, g.next_scored_at).order_by(g.first_id))
+        return [Gap(r.first_id, r.last_id, r.seen_at, r.next_scored_at) for r in rows]
 
     def _filled(self, conn: sa.Connection, gaps: Sequence[Gap]) -> list[int]:
         """Ids of rows that appeared in pending gaps since they were recorded."""
@@ -243,11 +241,16 @@ class Rollup:
             if now - gap.seen_at > self.gap_grace:
                 continue
             kept.extend(_split(gap, filled_sorted))
+        new: list[tuple[int, int, int]] = []  # first id, last id, the id of the row after the gap
         previous = last_id
         for row_id in ids:
             if row_id > previous + 1:
-                kept.append(Gap(previous + 1, row_id - 1, now))
+                new.append((previous + 1, row_id - 1, row_id))
             previous = row_id
+        if new:
+            query = sa.select(t.id, t.scored_at).where(t.id.in_([after for _, _, after in new]))
+            stamped = {row.id: row.scored_at for row in conn.execute(query)}
+            kept.extend(Gap(first, last, now, stamped[after]) for first, last, after in new)
         kept.sort(key=lambda g: g.seen_at, reverse=True)
         if len(kept) > MAX_PENDING_GAPS:
             logger.warning("%d pending id gaps: giving up the %d oldest", len(kept), len(kept) - MAX_PENDING_GAPS)
@@ -257,10 +260,7 @@ class Rollup:
             return
         conn.execute(rollup_gaps.delete())
         if kept:
-            conn.execute(
-                rollup_gaps.insert(),
-                [{"first_id": g.first_id, "last_id": g.last_id, "seen_at": g.seen_at} for g in kept],
-            )
+            conn.execute(rollup_gaps.insert(), [vars(g) for g in kept])
 
     def _fold(self, conn: sa.Connection, rows: sa.ColumnElement[bool], deltas: _Deltas) -> None:
         """Group the selected rows of scored_transactions into the deltas (the database does the grouping)."""
@@ -424,8 +424,8 @@ def _split(gap: Gap, filled: Sequence[int]) -> list[Gap]:
         if row_id < gap.first_id or row_id > gap.last_id:
             continue
         if row_id > start:
-            parts.append(Gap(start, row_id - 1, gap.seen_at))
+            parts.append(Gap(start, row_id - 1, gap.seen_at, gap.next_scored_at))
         start = row_id + 1
     if start <= gap.last_id:
-        parts.append(Gap(start, gap.last_id, gap.seen_at))
+        parts.append(Gap(start, gap.last_id, gap.seen_at, gap.next_scored_at))
     return parts

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from payment_platform.model import ModelRegistry
+from payment_platform.model.metrics import evaluate_scores
 
 SCORED_COLUMNS = [
     "transaction_id",
@@ -133,3 +137,33 @@ def label_rows(rows: pd.DataFrame, label_delay: dt.timedelta, now: dt.datetime) 
             "labelled_at": labelled_at[due].to_numpy(),
         }
     )
+
+
+def promote_sample_model(root: Path, shape: SampleShape | None = None) -> str:
+    """A promoted registry version whose thresholds are the sample's, with test metrics measured on sample
+    rows, so that pages showing thresholds agree with the sample's statuses. The console reads metadata only:
+    the stored "model" is a placeholder, never used to score."""
+    shape = shape or SampleShape()
+    test = sample_rows(50_000, end=dt.datetime(2026, 1, 15), span=dt.timedelta(days=3), seed=99, shape=shape)
+    metrics = evaluate_scores(
+        test["is_fraud"].astype(int),
+        test["score"],
+        test["customer_id"],
+        pd.to_datetime(test["event_time"]).dt.tz_localize("UTC"),
+        review_threshold=shape.review_threshold,
+        decline_threshold=shape.decline_threshold,
+    )
+    registry = ModelRegistry(root)
+    version = registry.save(
+        {"placeholder": "sample rows carry their own scores"},
+        ["amount"],
+        {
+            "source": "sample rows",
+            "review_threshold": shape.review_threshold,
+            "decline_threshold": shape.decline_threshold,
+            "metrics": metrics.as_dict(),
+            "training_window": {},
+        },
+    )
+    registry.promote(version)
+    return version

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 
 from payment_platform.console.accounts import Accounts
 from payment_platform.console.config import ConsoleConfig
-from payment_platform.console.maintenance import Maintenance
+from payment_platform.console.maintenance import MaintenanceProcess
 from payment_platform.console.models import ModelCatalog
 from payment_platform.console.pages import PAGES
 from payment_platform.console.sessions import SessionSigner, session_secret
@@ -34,7 +34,7 @@ def build_console(settings: Settings, config: ConsoleConfig, *, maintain: bool =
         signer=SessionSigner(session_secret(settings.home)),
         store_name=redact_url(settings.db_url),
         labels_topic=settings.labels_topic,
-        maintenance=Maintenance(store) if maintain else None,
+        maintenance=MaintenanceProcess(settings.db_url) if maintain else None,
     )
 
 

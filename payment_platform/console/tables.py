@@ -43,14 +43,17 @@ class RollupCursor(Base):
 
 class RollupGap(Base):
     """Ids below the cursor not seen yet: a write still in flight (another scorer's transaction commits
-    later), or an id no row will ever have (a duplicate the bulk load skipped). Re-read until `seen_at`
-    is older than the grace period."""
+    later), or an id no row will ever have (ids a bulk load reserved and did not use, a duplicate it
+    skipped). Re-read until `seen_at` is older than the grace period."""
 
     __tablename__ = "console_rollup_gaps"
 
     first_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
     seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    # scored_at of the first row after the gap. A writer stamps scored_at before it takes its ids, so a row
+    # that fills the gap was stamped before that row's ids were taken: about this time, or earlier.
+    next_scored_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
 
 
 class MinuteStatus(Base):
@@ -74,8 +77,9 @@ class MinuteHistogram(Base):
 
     __tablename__ = "console_minute_histograms"
 
-    minute: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    # metric first: a window of one metric is one contiguous range of the primary key.
     metric: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    minute: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     bucket: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
     payments: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
 

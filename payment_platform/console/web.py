@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 import sqlalchemy as sa
@@ -34,7 +34,6 @@ from starlette.staticfiles import StaticFiles
 
 from payment_platform.console.accounts import Accounts
 from payment_platform.console.config import REFRESH_CHOICES_S, ConsoleConfig
-from payment_platform.console.maintenance import Maintenance
 from payment_platform.console.models import ModelCatalog
 from payment_platform.console.rollup import utc_now
 from payment_platform.console.sessions import COOKIE_NAME, MAX_AGE_S, Session, SessionSigner
@@ -58,6 +57,14 @@ SECURITY_HEADERS = {
 }
 
 Form = dict[str, list[str]]
+
+
+class BackgroundWork(Protocol):
+    """The maintenance (a thread or a process) the app starts and stops with itself."""
+
+    def start(self) -> None: ...
+    def stop(self, timeout_s: float = 30.0) -> None: ...
+    def status(self) -> str | None: ...
 
 
 class LoginThrottle:
@@ -102,7 +109,7 @@ class Console:
     signer: SessionSigner
     store_name: str  # the store's URL with its password masked
     labels_topic: str
-    maintenance: Maintenance | None = None
+    maintenance: BackgroundWork | None = None
     clock: Callable[[], dt.datetime] = utc_now
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     templates: jinja2.Environment = field(init=False)
@@ -112,6 +119,7 @@ class Console:
 
     def render(self, request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
         session: Session = request.state.session
+        context = {"nav": "", **context}
         page = self.templates.get_template(name).render(
             request=request,
             session=session,

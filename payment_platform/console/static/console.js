@@ -11,6 +11,21 @@
     return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
   }
 
+  // 24-hour UTC tick labels: the day only where it changes.
+  const pad = (n) => String(n).padStart(2, "0");
+  function timeTicks(u, splits) {
+    let lastDay = null;
+    return splits.map((ts) => {
+      const d = new Date(ts * 1e3);
+      const day = d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate());
+      const time = pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+      const label = day !== lastDay && lastDay !== null ? day.slice(5) + " " + time : time;
+      lastDay = day;
+      return label;
+    });
+  }
+  const timeAxis = { values: timeTicks, space: 60 };
+
   function thresholdLines(values, horizontal) {
     // Dashed lines at the model's review and decline thresholds.
     return function (u) {
@@ -44,7 +59,7 @@
           tzDate: utc,
           scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
                     flagged: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-          axes: [{}, { label: "APPROVED / min", size: 60 },
+          axes: [timeAxis, { label: "APPROVED / min", size: 60 },
                  { scale: "flagged", side: 1, label: "REVIEW, DECLINED / min", grid: { show: false }, size: 60 }],
           series: [
             { label: "UTC" },
@@ -62,7 +77,7 @@
         opts: {
           tzDate: utc,
           scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(10, max * 1.1)] } },
-          axes: [{}, { label: "ms (written − event time)", size: 60 }],
+          axes: [timeAxis, { label: "ms (written − event time)", size: 60 }],
           series: [
             { label: "UTC" },
             { label: "p50", stroke: "#2350a8", width: 1.5, value: ms, spanGaps: false },
@@ -79,7 +94,8 @@
       const counts = spec.counts.map((n) => (n > 0 ? n : null));
       return {
         opts: {
-          scales: { x: { time: false, range: [0, 1] }, y: { distr: 3 } },
+          scales: { x: { time: false, range: [0, 1] },
+                    y: { distr: 3, range: (u, min, max) => [0.5, Math.max(10, (max || 1) * 2)] } },
           axes: [{ label: "fraud score" }, { label: "payments (log)", size: 60 }],
           series: [
             { label: "score", value: (u, v) => v == null ? "—" : (v - width / 2).toFixed(2) + "–" + (v + width / 2).toFixed(2) },
@@ -97,7 +113,7 @@
         opts: {
           tzDate: utc,
           scales: { x: { time: true }, y: { range: [0, 1] } },
-          axes: [{}, { label: "fraud score", size: 50 }],
+          axes: [timeAxis, { label: "fraud score", size: 50 }],
           series: [
             { label: "event time (UTC)" },
             { label: "APPROVED", stroke: COLORS.APPROVED, paths: () => null, points: dots(COLORS.APPROVED, 6) },
