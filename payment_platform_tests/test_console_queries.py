@@ -191,7 +191,7 @@ def test_one_card_equals_the_seed_customer_investigation(filled: tuple[ConsoleSt
 # --- windows -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("minutes", [15, 60, 360])
+@pytest.mark.parametrize("minutes", [15, 60, 360, 1440])
 def test_decisions_per_minute_by_status_equal_a_plain_count(
     filled: tuple[ConsoleStore, pd.DataFrame], minutes: int
 ) -> None:
@@ -211,9 +211,12 @@ def test_decisions_per_minute_by_status_equal_a_plain_count(
     assert series.latency_max_ms == pytest.approx(recent["latency_ms"].max(), abs=1e-3)
 
 
-def test_latency_percentiles_are_within_one_bucket_of_the_exact_ones(filled: tuple[ConsoleStore, pd.DataFrame]) -> None:
+@pytest.mark.parametrize("minutes", [180, 1440])
+def test_latency_percentiles_are_within_one_bucket_of_the_exact_ones(
+    filled: tuple[ConsoleStore, pd.DataFrame], minutes: int
+) -> None:
     store, frame = filled
-    window = monitoring.Window(NOW, 180)
+    window = monitoring.Window(NOW, minutes)
     with store.reader.connect() as conn:
         latency = monitoring.latency_over_time(conn, window)
     recent = reference_window(frame, window)["latency_ms"].to_numpy()
@@ -221,7 +224,7 @@ def test_latency_percentiles_are_within_one_bucket_of_the_exact_ones(filled: tup
         exact = float(np.percentile(recent, q))
         assert latency.overall[name] is not None
         assert abs(math.log(latency.overall[name] / exact)) <= math.log(10 ** (1 / 20)) + 1e-9, (name, exact)
-    assert len(latency.minutes) == len(latency.p50) == 180
+    assert len(latency.minutes) == len(latency.p50) == minutes // window.step
 
 
 def test_latency_buckets_in_sql_are_the_python_buckets(filled: tuple[ConsoleStore, pd.DataFrame]) -> None:
@@ -230,7 +233,7 @@ def test_latency_buckets_in_sql_are_the_python_buckets(filled: tuple[ConsoleStor
         counts = dict(
             conn.execute(
                 sa.select(minute_histograms.c.bucket, sa.func.sum(minute_histograms.c.payments))
-                .where(minute_histograms.c.metric == "latency")
+                .where(minute_histograms.c.metric == "latency", minute_histograms.c.span == 1)
                 .group_by(minute_histograms.c.bucket)
             ).all()
         )
@@ -242,9 +245,10 @@ def test_latency_buckets_in_sql_are_the_python_buckets(filled: tuple[ConsoleStor
     assert latency_bucket_of(low) == 41 and latency_bucket_of(high * 0.9999) == 41
 
 
-def test_score_distribution_equals_a_histogram(filled: tuple[ConsoleStore, pd.DataFrame]) -> None:
+@pytest.mark.parametrize("minutes", [120, 1440])
+def test_score_distribution_equals_a_histogram(filled: tuple[ConsoleStore, pd.DataFrame], minutes: int) -> None:
     store, frame = filled
-    window = monitoring.Window(NOW, 120)
+    window = monitoring.Window(NOW, minutes)
     with store.reader.connect() as conn:
         distribution = monitoring.score_distribution(conn, window)
     scores = reference_window(frame, window)["score"].to_numpy()
@@ -274,6 +278,23 @@ def test_recent_window_panels_equal_the_seed_queries(filled: tuple[ConsoleStore,
     assert [v.payments for v in velocity] == sorted((v.payments for v in velocity), reverse=True)
     if minutes == 15:
         assert velocity
+
+
+def test_a_busy_window_is_shortened_to_its_latest_minutes(
+    filled: tuple[ConsoleStore, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, frame = filled
+    monkeypatch.setattr(monitoring, "MAX_WINDOW_ROWS", 200)
+    asked = NOW - dt.timedelta(minutes=15)
+    with store.reader.connect() as conn:
+        window = monitoring.recent_window(conn, asked)
+    assert window.shortened and window.since > asked and window.since.second == 0
+    assert 0 < int((frame["scored_at"] >= window.since).sum()) <= 200 < int((frame["scored_at"] >= asked).sum())
+    monkeypatch.setattr(monitoring, "MAX_WINDOW_ROWS", 100_000)
+    with store.reader.connect() as conn:
+        assert monitoring.recent_window(conn, asked) == monitoring.RecentWindow(
+            asked, False, int((frame["scored_at"] >= asked.replace(second=0, microsecond=0)).sum())
+        )
 
 
 def test_recent_panels_refuse_to_scan_while_the_aggregates_are_far_behind(store: ConsoleStore) -> None:

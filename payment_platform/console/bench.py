@@ -1,12 +1,14 @@
 """The console's bench: every page timed over HTTP on MariaDB with millions of rows in `scored_transactions`.
 
-    python -m payment_platform.console.bench [--rows 5000000] [--days 14] [--live-rate 100] [--json FILE]
+    python -m payment_platform.console.bench [--rows 5000000] [--days 14] [--live-rate 100] [--recent-rate R]
+                                             [--json FILE]
 
 It creates its own database (dropped at the end unless --keep), bulk-loads synthetic scored payments and their
 fraud labels with LOAD DATA, builds the console's aggregates (timed: a fresh console's first catch-up), starts
 the real `payment-platform console` in its own process with an embedded broker for the verdicts, keeps a live
 writer adding payments at --live-rate per second with scored_at = now (as a running scorer would, so the
-recent-window panels have rows to read), and times each page: warm-up, then --repeat requests, p50/p95/max of
+recent-window panels have rows to read; --recent-rate also loads the last 15 minutes as a scorer running at
+that rate would have written them), and times each page: warm-up, then --repeat requests, p50/p95/max of
 the whole response. The CSV export is timed to its first byte and to its end.
 """
 
@@ -45,7 +47,7 @@ from payment_platform.console.sample_rows import (
     sample_rows,
 )
 from payment_platform.console.store import open_console_store
-from payment_platform.console.tables import review_items
+from payment_platform.console.tables import review_items, rollup_cursor
 from payment_platform.kafka.clients import ensure_topics
 from payment_platform.kafka.embedded_broker import start_embedded_broker, stop_embedded_broker
 from payment_platform.settings import redact_url
@@ -100,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         stack.enter_context(
             _console(url, home, port, bootstrap, users, labels_topic=f"bench-labels-{uuid.uuid4().hex[:6]}")
         )
+        if args.recent_rate > 0:
+            recent = _load_recent(store.writer, args.recent_rate, work)
+            _say(f"loaded the last 15 minutes at {args.recent_rate:g} payments/s: {recent:,} rows")
+            if not _wait_for_rollup(store.reader, 300):
+                raise RuntimeError("the console's maintenance did not fold the recent rows within 5 minutes")
         writer = _LiveWriter(store.writer, args.live_rate)
         stack.enter_context(writer.running())
         time.sleep(args.warm_s)  # the live writer's rows reach the window panels and the rollup
@@ -110,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": args.rows,
         "days": args.days,
         "live_rate_per_s": args.live_rate,
+        "recent_rate_per_s": args.recent_rate,
         "live_rows_written": writer.written,
         "load": loaded,
         "aggregation_seconds": aggregation_s,
@@ -137,6 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--days", type=int, default=14, help="event-time span of the loaded rows, ending now")
     parser.add_argument("--live-rate", type=float, default=100.0, help="payments per second written during timing")
+    parser.add_argument(
+        "--recent-rate", type=float, default=0.0, help="also load the last 15 minutes as written at this rate"
+    )
     parser.add_argument("--repeat", type=int, default=10, help="timed requests per page")
     parser.add_argument("--warm-s", type=float, default=20.0, help="live writing before the timing starts")
     parser.add_argument("--bootstrap", default=None, help="a running Kafka broker (default: an embedded one)")
@@ -189,6 +200,27 @@ def _load(engine: sa.Engine, rows: int, days: int, now: dt.datetime, work: Path)
         done = min((i + 1) * LOAD_CHUNK, rows)
         _say(f"  loaded {done:,} rows ({done / (time.perf_counter() - started):,.0f}/s)")
     return {"seconds": time.perf_counter() - started, "labels": labels}
+
+
+def _load_recent(engine: sa.Engine, rate: float, work: Path) -> int:
+    """The 15 minutes up to now as a scorer running at `rate` would have written them (the recent-window
+    panels read every row of their window: this is what they cost at that rate)."""
+    n = int(rate * 15 * 60)
+    frame = sample_rows(n, end=utc_now(), span=dt.timedelta(minutes=15), seed=777, id_prefix="recent-")
+    _load_file(engine, scored_transactions.name, SCORED_COLUMNS, frame[SCORED_COLUMNS], work / "recent.tsv")
+    return n
+
+
+def _wait_for_rollup(reader: sa.Engine, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with reader.connect() as conn:
+            folded = conn.execute(sa.select(rollup_cursor.c.last_id)).scalar() or 0
+            latest = conn.execute(sa.select(sa.func.max(scored_transactions.c.id))).scalar() or 0
+        if latest - folded < 1_000:
+            return True
+        time.sleep(1)
+    return False
 
 
 def _load_file(engine: sa.Engine, table: str, columns: list[str], frame: pd.DataFrame, spool: Path) -> None:

@@ -125,13 +125,14 @@ def risk(console: Console, request: Request, form: Form) -> Response:
     minutes = _int_arg(request, "minutes", 5, 1, 15)
     min_score = _float_arg(request, "min_score", 0.8, 0.0, 1.0)
     min_payments = _int_arg(request, "min_payments", 8, 2, 1000)
-    since = now - dt.timedelta(minutes=minutes)
+    asked = now - dt.timedelta(minutes=minutes)
     behind: str | None = None
     with console.store.reader.connect() as conn:
         top = monitoring.top_risk_cards(conn, limit=10)
+        window = monitoring.recent_window(conn, asked)
         try:
-            high = monitoring.high_risk_payments(conn, since, min_score=min_score)
-            velocity = monitoring.velocity_suspects(conn, since, min_payments=min_payments)
+            high = monitoring.high_risk_payments(conn, window.since, min_score=min_score)
+            velocity = monitoring.velocity_suspects(conn, window.since, min_payments=min_payments)
         except monitoring.AggregatesBehind as exc:
             high, velocity, behind = [], [], str(exc)
     return console.render(
@@ -142,7 +143,9 @@ def risk(console: Console, request: Request, form: Form) -> Response:
             "minutes": minutes,
             "min_score": min_score,
             "min_payments": min_payments,
-            "since": since,
+            "since": window.since,
+            "shortened": window.shortened,
+            "max_window_rows": monitoring.MAX_WINDOW_ROWS,
             "top": top,
             "high": high,
             "velocity": velocity,

@@ -48,6 +48,7 @@ from payment_platform.store.tables import scored_transactions
 logger = logging.getLogger(__name__)
 
 SOURCE = "scored_transactions"
+HISTOGRAM_SPANS = (1, 10)  # minutes per histogram row: charts of many hours read the 10-minute ones
 MAX_PENDING_GAPS = 2_000  # beyond this the oldest gaps are given up (each costs a range read per step)
 _IN_LIST = 1_000
 
@@ -348,10 +349,17 @@ class Rollup:
             greatest=("latency_max_ms",),
             least=("first_id",),
         )
+        by_span: defaultdict[tuple[str, int, int, int], int] = defaultdict(int)
+        for (m, metric, b), n in deltas.histograms.items():
+            for span in HISTOGRAM_SPANS:
+                by_span[(metric, span, m - m % span, b)] += n
         merge_add(
             conn,
             minute_histograms,
-            [{"minute": m, "metric": k, "bucket": b, "payments": n} for (m, k, b), n in deltas.histograms.items()],
+            [
+                {"metric": metric, "span": span, "minute": m, "bucket": b, "payments": n}
+                for (metric, span, m, b), n in by_span.items()
+            ],
             add=("payments",),
         )
         merge_add(

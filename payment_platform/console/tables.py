@@ -73,13 +73,15 @@ class MinuteStatus(Base):
 
 
 class MinuteHistogram(Base):
-    """Payments of one scored minute per bucket of a metric: `latency` (20 log buckets a decade) or `score`."""
+    """Payments per bucket of a metric, `latency` (20 log buckets a decade) or `score`, in each minute and in
+    each 10 minutes (`span`): a day's chart reads a tenth of the rows."""
 
     __tablename__ = "console_minute_histograms"
 
-    # metric first: a window of one metric is one contiguous range of the primary key.
+    # metric and span first: a window of one metric at one resolution is one contiguous range of the key.
     metric: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
-    minute: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    span: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)  # minutes: 1 or 10
+    minute: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)  # the span's first
     bucket: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
     payments: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
 
