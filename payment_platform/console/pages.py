@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from payment_platform.console import desk, health, live_quality, monitoring
 from payment_platform.console.accounts import ANALYST_NAME
 from payment_platform.console.export import MAX_EXPORT_ROWS, ExportFilter, csv_chunks, export_rows
-from payment_platform.console.investigation import card_timeline
+from payment_platform.console.investigation import TimelineEntry, card_timeline
 from payment_platform.console.models import SHOWN_METRICS, ModelInfo
 from payment_platform.console.reasons import explain
 from payment_platform.console.sessions import Session
@@ -51,7 +51,12 @@ def _float_arg(request: Request, name: str, default: float, low: float, high: fl
 
 
 def _card_id(text: str) -> str | None:
+    """A customer_id as given (ids are compared byte for byte: no trimming), or None when it cannot be one."""
     return text if 0 < len(text) <= MAX_ID_LENGTH else None
+
+
+def _id_arg(request: Request, name: str) -> str | None:
+    return _card_id(request.query_params.get(name, ""))
 
 
 def _chart_minutes(minutes: list[int]) -> list[int]:
@@ -185,7 +190,7 @@ def scorer_health(console: Console, request: Request, form: Form) -> Response:
 
 
 def card(console: Console, request: Request, form: Form) -> Response:
-    customer_id = _card_id(_arg(request, "id"))
+    customer_id = _id_arg(request, "id")
     context: dict[str, Any] = {
         "nav": "card",
         "customer_id": customer_id or "",
@@ -204,7 +209,7 @@ def card(console: Console, request: Request, form: Form) -> Response:
     return console.render(request, "card.html", context)
 
 
-def _timeline_chart(timeline: list[Any], model: ModelInfo | None) -> dict[str, Any]:
+def _timeline_chart(timeline: list[TimelineEntry], model: ModelInfo | None) -> dict[str, Any]:
     ordered = sorted(timeline, key=lambda e: e.event_time)
     x = [e.event_time.replace(tzinfo=dt.UTC).timestamp() for e in ordered]
     by_status = {status: [e.score if e.status == status else None for e in ordered] for status in monitoring.STATUSES}
@@ -227,7 +232,7 @@ def queue(console: Console, request: Request, form: Form) -> Response:
         cases = desk.review_queue(conn, now)
         open_cases, open_payments = desk.open_cases(conn)
         aggregates = health.aggregates_health(conn)
-    done = _card_id(_arg(request, "done"))
+    done = _id_arg(request, "done")
     return console.render(
         request,
         "queue.html",
@@ -245,7 +250,7 @@ def queue(console: Console, request: Request, form: Form) -> Response:
 
 
 def case(console: Console, request: Request, form: Form, *, message: str | None = None, status: int = 200) -> Response:
-    customer_id = _card_id(_arg(request, "card") or _field(form, "card"))
+    customer_id = _id_arg(request, "card") or _card_id(_field(form, "card"))
     if customer_id is None:
         return RedirectResponse("/queue", status_code=303)
     now = console.clock()
@@ -394,7 +399,7 @@ def _export_filter(request: Request) -> ExportFilter:
         raise ValueError("the row limit is a whole number (0: no limit)") from None
     if not 0 <= limit <= MAX_EXPORT_ROWS:
         raise ValueError(f"the row limit is between 0 and {MAX_EXPORT_ROWS:,}")
-    customer = _arg(request, "customer_id") or None
+    customer = request.query_params.get("customer_id") or None
     if customer is not None and _card_id(customer) is None:
         raise ValueError("a card id has 1 to 64 characters")
     since, until = _moment(_arg(request, "since")), _moment(_arg(request, "until"))
