@@ -19,7 +19,7 @@ def test_a_small_console_bench_times_every_page(kafka_bootstrap: str, mysql_serv
             sys.executable,
             "-m",
             "payment_platform.console.bench",
-            *("--rows", "30000", "--days", "2", "--repeat", "2", "--warm-s", "2", "--live-rate", "20"),
+            *("--rows", "20000", "--days", "2", "--repeat", "1", "--warm-s", "2", "--live-rate", "20"),
             *(
                 "--recent-rate",
                 "20",

@@ -3,6 +3,7 @@ progress report (rate, consumer lag, DLQ count, model), and how far the console'
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -40,10 +41,13 @@ def scorers(conn: sa.Connection, now: dt.datetime) -> list[ScorerHealth]:
     s = scorer_status.c
     rows = conn.execute(sa.select(scorer_status).order_by(s.updated_at.desc()).limit(SHOWN_SCORERS))
     found = []
+    shown = [f.name for f in dataclasses.fields(ScorerHealth) if f.name != "state"]
     for r in rows:
-        values = dict(r._mapping)
+        values = r._mapping
         state = "stopped" if not r.running else "stale" if now - r.updated_at > STALE_AFTER else "running"
-        found.append(ScorerHealth(**values, state=state))
+        found.append(
+            ScorerHealth(**{name: values[name] for name in shown}, state=state)
+        )  # columns added later: unshown
     return sorted(found, key=lambda h: (h.state != "running", -h.updated_at.timestamp()))
 
 

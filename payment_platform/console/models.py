@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from payment_platform.model import ModelRegistry
 from payment_platform.model.registry import METADATA_FILE, ModelRegistryError
 
 logger = logging.getLogger(__name__)
+
+RETRY_UNREADABLE_S = 60.0
 
 # Test metrics worth a line on the health page, in this order.
 SHOWN_METRICS = (
@@ -50,6 +53,7 @@ class ModelCatalog:
     def __init__(self, root: Path) -> None:
         self.registry = ModelRegistry(root)
         self._cache: dict[str, ModelInfo] = {}
+        self._unreadable: dict[str, float] = {}  # version -> when it last failed: not retried every page
         self._lock = threading.Lock()
 
     def production(self) -> ModelInfo | None:
@@ -64,8 +68,11 @@ class ModelCatalog:
     def version(self, version: str) -> ModelInfo | None:
         with self._lock:
             cached = self._cache.get(version)
+            failed_at = self._unreadable.get(version)
         if cached is not None:
             return cached
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_UNREADABLE_S:
+            return None
         try:
             folder = self.registry.verify(version)
             metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
@@ -80,6 +87,8 @@ class ModelCatalog:
             )
         except (ModelRegistryError, OSError, ValueError, KeyError, TypeError) as exc:
             logger.warning("model %s cannot be shown: %s", version, exc)
+            with self._lock:
+                self._unreadable[version] = time.monotonic()
             return None
         with self._lock:
             self._cache[version] = info
