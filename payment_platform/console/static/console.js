@@ -109,10 +109,14 @@
     },
     timeline(spec) {
       const dots = (color, size) => ({ show: true, size: size, fill: color, stroke: color });
+      // A little room around the payments, and an hour either side of a lone one (uPlot would span years).
+      const first = spec.x.length ? Math.min(...spec.x) : 0;
+      const last = spec.x.length ? Math.max(...spec.x) : 3600;
+      const pad = last > first ? (last - first) * 0.03 : 3600;
       return {
         opts: {
           tzDate: utc,
-          scales: { x: { time: true }, y: { range: [0, 1] } },
+          scales: { x: { time: true, range: [first - pad, last + pad] }, y: { range: [0, 1] } },
           axes: [timeAxis, { label: "fraud score", size: 50 }],
           series: [
             { label: "event time (UTC)" },
