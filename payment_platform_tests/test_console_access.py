@@ -111,24 +111,24 @@ def secret_store(mysql_server_url: str) -> Iterator[str]:
     suffix = uuid.uuid4().hex[:10]
     name, user = f"pp_console_acl_{suffix}", f"pp_console_{suffix}"
     admin = sa.create_engine(mysql_server_url)
-    with admin.begin() as conn:
-        conn.execute(sa.schema.CreateSchema(name))
-        conn.execute(sa.text("CREATE USER :user@'%' IDENTIFIED BY :password"), {"user": user, "password": PASSWORD})
-        grant = sa.text(f"GRANT ALL PRIVILEGES ON `{name}`.* TO :user@'%'")  # a database name made from uuid4
-        conn.execute(grant, {"user": user})
-    server = sa.make_url(mysql_server_url)
-    url = sa.URL.create("mysql+pymysql", user, PASSWORD, server.host, server.port, name).render_as_string(False)
-    store = open_console_store(url)
-    rows = sample_rows(800, end=dt.datetime.now(dt.UTC).replace(tzinfo=None), span=dt.timedelta(hours=2), seed=11)
-    with store.writer.begin() as conn:
-        conn.execute(scored_transactions.insert(), rows[SCORED_COLUMNS].to_dict("records"))
-    Rollup(store.writer).catch_up()
-    store.dispose()
     try:
+        with admin.begin() as conn:
+            conn.execute(sa.schema.CreateSchema(name))
+            conn.execute(sa.text("CREATE USER :user@'%' IDENTIFIED BY :password"), {"user": user, "password": PASSWORD})
+            grant = sa.text(f"GRANT ALL PRIVILEGES ON `{name}`.* TO :user@'%'")  # a database name made from uuid4
+            conn.execute(grant, {"user": user})
+        server = sa.make_url(mysql_server_url)
+        url = sa.URL.create("mysql+pymysql", user, PASSWORD, server.host, server.port, name).render_as_string(False)
+        store = open_console_store(url)
+        rows = sample_rows(800, end=dt.datetime.now(dt.UTC).replace(tzinfo=None), span=dt.timedelta(hours=2), seed=11)
+        with store.writer.begin() as conn:
+            conn.execute(scored_transactions.insert(), rows[SCORED_COLUMNS].to_dict("records"))
+        Rollup(store.writer).catch_up()
+        store.dispose()
         yield url
     finally:
         with admin.begin() as conn:
-            conn.execute(sa.schema.DropSchema(name))
+            conn.execute(sa.schema.DropSchema(name, if_exists=True))
             conn.execute(sa.text("DROP USER IF EXISTS :user@'%'"), {"user": user})
         admin.dispose()
 

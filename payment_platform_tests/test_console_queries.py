@@ -58,13 +58,15 @@ def console_store(
     admin = sa.create_engine(server)
     with admin.begin() as conn:
         conn.execute(sa.schema.CreateSchema(name))
-    store = open_console_store(sa.make_url(server).set(database=name).render_as_string(hide_password=False))
     try:
-        yield store
+        store = open_console_store(sa.make_url(server).set(database=name).render_as_string(hide_password=False))
+        try:
+            yield store
+        finally:
+            store.dispose()
     finally:
-        store.dispose()
         with admin.begin() as conn:
-            conn.execute(sa.schema.DropSchema(name))
+            conn.execute(sa.schema.DropSchema(name, if_exists=True))
         admin.dispose()
 
 
