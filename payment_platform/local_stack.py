@@ -110,18 +110,6 @@ def dagster_script(name: str) -> str:
     return str(script) if script.exists() else name
 
 
-def cli_commands() -> set[str]:
-    """The subcommands of `payment-platform` in this install."""
-    import argparse
-
-    from payment_platform.cli import build_parser
-
-    for action in build_parser()._subparsers._group_actions:  # argparse has no public accessor
-        if isinstance(action, argparse._SubParsersAction):
-            return set(action.choices)
-    return set()
-
-
 WORKSPACE = """\
 # Written by `payment-platform dev`: the webserver and the daemon share one gRPC code server.
 load_from:
@@ -183,12 +171,20 @@ class LocalStack:
             [dagster_script("dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.ui_port), "-w", workspace],
         )
         self.spawn("daemon", [dagster_script("dagster-daemon"), "run", "-w", workspace])
-        if "console" in cli_commands():  # the analysts' console, where this install has it
-            self.spawn(
-                "console",
-                [sys.executable, "-m", "payment_platform.cli", "console", "--port", str(self.console_port)],
-                log_name="console.log",
-            )
+        from payment_platform.console.accounts import DEV_ANALYST, ensure_dev_account
+
+        users, password_file = ensure_dev_account(self.settings.home)
+        self.spawn(
+            "console",
+            [sys.executable, "-m", "payment_platform.cli", "console", "--port", str(self.console_port)],
+            log_name="console.log",
+            env={"PAYMENT_CONSOLE_USERS_FILE": os.environ.get("PAYMENT_CONSOLE_USERS_FILE", str(users))},
+        )
+        print(
+            f"fraud operations console on http://127.0.0.1:{self.console_port}: log in as {DEV_ANALYST} with the "
+            f"password in {password_file}",
+            file=sys.stderr,
+        )
         rate = "max" if self.rate is None else f"{self.rate:g}"
         self.spawn(
             "producer",
@@ -205,11 +201,13 @@ class LocalStack:
         self.broker = start_embedded_broker(port=int(port), log_path=self.settings.home / "broker.log")
         print(f"started the embedded broker at {self.settings.kafka_bootstrap}", file=sys.stderr)
 
-    def spawn(self, name: str, command: list[str], log_name: str | None = None) -> None:
+    def spawn(
+        self, name: str, command: list[str], log_name: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
         log = open(self.settings.home / log_name, "ab") if log_name else None  # noqa: SIM115 - closed by Child.stop
         process = subprocess.Popen(
             command,
-            env=self.environment,
+            env={**self.environment, **(env or {})},
             cwd=self.settings.dagster_home,  # never the user's directory: Dagster would load a .env there
             stdout=log,
             stderr=subprocess.STDOUT if log else None,

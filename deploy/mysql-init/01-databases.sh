@@ -6,6 +6,8 @@
 #     PAYMENT_DB_USER (default `scorer`): SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX on that
 #     database only (no DROP, ALTER or GRANT, nothing on other databases). DELETE is there for the
 #     partitioned reports, which replace their day's rows on a re-run;
+#   - the console's user PAYMENT_CONSOLE_DB_USER (default `console`), with the same rights on the score
+#     store and its own password: it reads the decisions and keeps its reviews and aggregates;
 #   - the Dagster instance database (DAGSTER_MYSQL_DB, default `dagster`) and its user
 #     DAGSTER_MYSQL_USER (default `dagster`), owner of that database only (Dagster creates and
 #     migrates its own tables).
@@ -49,13 +51,16 @@ pp_create_databases() {
 	local payment_user="${PAYMENT_DB_USER:-scorer}"
 	local dagster_db="${DAGSTER_MYSQL_DB:-dagster}"
 	local dagster_user="${DAGSTER_MYSQL_USER:-dagster}"
+	local console_user="${PAYMENT_CONSOLE_DB_USER:-console}"
 
 	pp_require_identifier PAYMENT_DB_NAME "$payment_db" || return 1
 	pp_require_identifier PAYMENT_DB_USER "$payment_user" || return 1
 	pp_require_identifier DAGSTER_MYSQL_DB "$dagster_db" || return 1
 	pp_require_identifier DAGSTER_MYSQL_USER "$dagster_user" || return 1
+	pp_require_identifier PAYMENT_CONSOLE_DB_USER "$console_user" || return 1
 	[ -n "${PAYMENT_DB_PASSWORD:-}" ] || pp_fail "PAYMENT_DB_PASSWORD is not set" || return 1
 	[ -n "${DAGSTER_MYSQL_PASSWORD:-}" ] || pp_fail "DAGSTER_MYSQL_PASSWORD is not set" || return 1
+	[ -n "${PAYMENT_CONSOLE_DB_PASSWORD:-}" ] || pp_fail "PAYMENT_CONSOLE_DB_PASSWORD is not set" || return 1
 
 	# GRANT treats `_` in a database name as a wildcard, so the GRANTs below escape it.
 	echo "01-databases.sh: creating databases ${payment_db}, ${dagster_db} and users ${payment_user}, ${dagster_user}"
@@ -67,6 +72,9 @@ pp_create_databases() {
 
 		CREATE USER IF NOT EXISTS '${payment_user}'@'%' IDENTIFIED BY $(pp_sql_string "$PAYMENT_DB_PASSWORD");
 		GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX ON \`${payment_db//_/\\_}\`.* TO '${payment_user}'@'%';
+
+		CREATE USER IF NOT EXISTS '${console_user}'@'%' IDENTIFIED BY $(pp_sql_string "$PAYMENT_CONSOLE_DB_PASSWORD");
+		GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX ON \`${payment_db//_/\\_}\`.* TO '${console_user}'@'%';
 
 		CREATE USER IF NOT EXISTS '${dagster_user}'@'%' IDENTIFIED BY $(pp_sql_string "$DAGSTER_MYSQL_PASSWORD");
 		GRANT ALL PRIVILEGES ON \`${dagster_db//_/\\_}\`.* TO '${dagster_user}'@'%';

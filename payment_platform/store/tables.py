@@ -202,3 +202,7 @@ class DailyScoringReport(Base):
 
 
 daily_scoring_reports: sa.Table = DailyScoringReport.__table__  # type: ignore[assignment]
+
+
+# The console keeps its own tables (pre-aggregates, review desk) on the same Base: created with the rest.
+import payment_platform.console.tables  # noqa: E402, F401
