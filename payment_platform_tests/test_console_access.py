@@ -331,7 +331,7 @@ def test_the_compose_stack_serves_the_console_behind_a_login() -> None:
     assert command[command.index("--host") + 1] == "0.0.0.0"  # not loopback: every page needs a login
     assert service["ports"] == ["127.0.0.1:8050:8050"]
     environment = service["environment"]
-    assert environment["PAYMENT_DB_URL"].split("://", 1)[1].startswith("${PAYMENT_DB_USER:-scorer}:")
+    assert environment["PAYMENT_DB_URL"].split("://", 1)[1].startswith("${PAYMENT_CONSOLE_DB_USER:-console}:")
     users_mount = next(v for v in service["volumes"] if v.endswith(":/etc/payment-console/users:ro"))
     assert users_mount.startswith("${PAYMENT_CONSOLE_USERS_FILE:?")
     assert environment["PAYMENT_CONSOLE_USERS_FILE"] == "/etc/payment-console/users"

@@ -241,7 +241,14 @@ def test_each_service_gets_only_its_own_secrets(services: dict[str, Any]) -> Non
     expected = {
         "kafka": set(),
         # mysql creates the users on its first start, so it knows their passwords.
-        "mysql": {"MYSQL_ROOT_PASSWORD", "PAYMENT_DB_PASSWORD", "DAGSTER_MYSQL_PASSWORD"},
+        "mysql": {
+            "MYSQL_ROOT_PASSWORD",
+            "PAYMENT_DB_PASSWORD",
+            "PAYMENT_CONSOLE_DB_PASSWORD",
+            "DAGSTER_MYSQL_PASSWORD",
+        },
+        # The console reaches the store as its own user.
+        "console": {"PAYMENT_CONSOLE_DB_PASSWORD"},
         # Writes the scorer's URL into the secrets volume, and exits.
         "scorer-secret": {"PAYMENT_DB_PASSWORD"},
         # The Dagster processes reach their instance database, nothing else.

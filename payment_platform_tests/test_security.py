@@ -553,9 +553,9 @@ def test_no_service_reaches_mysql_as_root() -> None:
                 assert "root" not in str(value).lower(), f"{name}.{key} = {value}"
             if "://" in str(value) and "@" in str(value):
                 urls.append((name, key, str(value)))
-    scorer_urls = [value for _, key, value in urls if key == "PAYMENT_DB_URL"]
-    assert scorer_urls and all(
-        value.split("://", 1)[1].startswith("${PAYMENT_DB_USER:-scorer}:") for value in scorer_urls
+    store_urls = [value.split("://", 1)[1] for _, key, value in urls if key == "PAYMENT_DB_URL"]
+    assert store_urls and all(
+        url.startswith(("${PAYMENT_DB_USER:-scorer}:", "${PAYMENT_CONSOLE_DB_USER:-console}:")) for url in store_urls
     )
     assert compose["services"]["mysql"]["environment"]["MYSQL_ROOT_HOST"] == "localhost"
 
