@@ -92,6 +92,8 @@ def scorer_account(mysql_server_url: str, tmp_path: Path) -> Iterator[dict[str, 
         "DAGSTER_MYSQL_DB": f"pp_sec_{suffix}_dagster",
         "DAGSTER_MYSQL_USER": f"pp_secd_{suffix}",
         "DAGSTER_MYSQL_PASSWORD": "unused-here",
+        "PAYMENT_CONSOLE_DB_USER": f"pp_secc_{suffix}",
+        "PAYMENT_CONSOLE_DB_PASSWORD": "unused-here-too",
     }
     captured = tmp_path / "init.sql"
     shim = f'set -eo pipefail; docker_process_sql() {{ cat > "{captured}"; }}; . "{MYSQL_INIT_SCRIPT}"'
@@ -113,7 +115,7 @@ def scorer_account(mysql_server_url: str, tmp_path: Path) -> Iterator[dict[str, 
         with pymysql.connect(**connect, password=admin.password or "", autocommit=True) as conn, conn.cursor() as cur:
             for db in (names["PAYMENT_DB_NAME"], names["DAGSTER_MYSQL_DB"]):
                 cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
-            for user in (names["PAYMENT_DB_USER"], names["DAGSTER_MYSQL_USER"]):
+            for user in (names["PAYMENT_DB_USER"], names["DAGSTER_MYSQL_USER"], names["PAYMENT_CONSOLE_DB_USER"]):
                 cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -449,3 +450,38 @@ def test_database_errors_are_transient_or_permanent_from_either_layer(error: int
     assert classify(raw).value == failure  # the bulk load raises the driver's own error
     assert classify(wrapped).value == failure
     assert first_line(wrapped) == f"({error}) server says no"
+
+
+def test_spool_files_live_in_a_folder_of_the_process_removed_at_stop_and_by_the_next_start(tmp_path: Path) -> None:
+    """A scorer killed with SIGKILL leaves its spool folder behind; the next writer's start removes it."""
+    import subprocess
+    import sys
+
+    from payment_platform.store import bulk_load
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{bulk_load.SPOOL_PREFIX}{dead.stdout.strip()}-abc"
+    stale.mkdir()
+    (stale / "batch.tsv").write_bytes(b"x" * 1000)
+    bulk_load.remove_stale_spools(tmp_path)
+    assert not stale.exists()
+
+    spool = bulk_load.spool_path()
+    assert spool.parent.name.startswith(f"{bulk_load.SPOOL_PREFIX}{os.getpid()}-")
+    spool.write_bytes(b"rows")
+    bulk_load.remove_stale_spools(spool.parent.parent)  # a living process's folder stays
+    assert spool.exists()
+    bulk_load.remove_spool(spool)
+    assert not spool.parent.exists()
+
+
+@pytest.mark.integration
+def test_a_writer_removes_its_spool_when_closed(mysql_database: str) -> None:
+    engine = connect_store(mysql_database)
+    writer = ScoreWriter(engine)
+    assert writer._spool is not None and writer._spool.parent.exists()
+    folder = writer._spool.parent
+    writer.write([scored_row("s1")])
+    writer.close()
+    assert not folder.exists()
+    engine.dispose()

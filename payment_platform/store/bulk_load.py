@@ -9,9 +9,11 @@ MySQL 8 needs `--local-infile=ON`), and the client asks for it with PyMySQL's `l
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -62,9 +64,42 @@ def load_data_statement(table: str, columns: Sequence[str], path: Path) -> str:
     )
 
 
+SPOOL_PREFIX = "payment-platform-spool-"
+
+
 def spool_path() -> Path:
-    """A private file for one writer's batches, in memory-backed /dev/shm where there is one."""
-    directory = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    handle, name = tempfile.mkstemp(prefix="payment-scores-", suffix=".tsv", dir=directory)
-    os.close(handle)
-    return Path(name)
+    """A private file for one writer's batches, in a folder of this process's own (in memory-backed /dev/shm
+    where there is one). Folders left by processes that are gone (killed) are removed first: a scorer killed
+    with SIGKILL cannot clean up after itself, its next start does."""
+    base = (
+        Path("/dev/shm")
+        if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+        else Path(tempfile.gettempdir())
+    )
+    remove_stale_spools(base)
+    folder = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=base))
+    return folder / "batch.tsv"
+
+
+def remove_spool(path: Path) -> None:
+    """Remove a spool file and its folder."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
+
+
+def remove_stale_spools(base: Path) -> None:
+    for folder in base.glob(f"{SPOOL_PREFIX}*"):
+        pid = folder.name.removeprefix(SPOOL_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from payment_platform.store import driver
 from payment_platform.store.driver import uses_pymysql
 from payment_platform.store.event_time import EpochMicros, datetime_of
-from payment_platform.store.tables import scored_transactions, stream_progress
+from payment_platform.store.tables import label_events, scored_transactions, stream_progress
 from payment_platform.store.writer import Progress
 
 _CHUNK = 5_000
@@ -151,3 +151,21 @@ def read_progress(engine: sa.Engine, consumer_group: str) -> Progress:
             sa.select(p.topic, p.partition, p.progress_us).where(p.consumer_group == consumer_group)
         ).all()
     return {(topic, partition): int(us) for topic, partition, us in rows}
+
+
+def orphan_labels(engine: sa.Engine, since: dt.datetime, until: dt.datetime) -> int:
+    """Transactions labelled with a labelled_at in [since, until) whose payment is not in the store: labels
+    whose payment never came (or has not come yet). They cost the scorer nothing (it keeps no label in
+    memory for a payment it has not seen); this is how operators see them."""
+    le, t = label_events.c, scored_transactions.c
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count(sa.distinct(le.transaction_id))).where(
+                    le.labelled_at >= since,
+                    le.labelled_at < until,
+                    ~sa.select(sa.literal(1)).where(t.transaction_id == le.transaction_id).exists(),
+                )
+            ).scalar()
+            or 0
+        )

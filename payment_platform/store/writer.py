@@ -24,6 +24,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from payment_platform.store.bulk_load import (
     LOCAL_INFILE_REFUSED,
     load_data_statement,
+    remove_spool,
     spool_path,
     tsv,
     tsv_columns,
@@ -322,7 +323,8 @@ class ScoreWriter:
             cursor.close()
 
     def _load_data_works(self) -> bool:
-        """Try LOAD DATA with an empty file: both the client and the server must allow it."""
+        """Try LOAD DATA with an empty file: both the client and the server must allow it. Only their refusal
+        means INSERT from now on; any other failure (a lock, a lost connection) says nothing about it."""
         assert self._spool is not None
         self._spool.write_bytes(b"")
         try:
@@ -332,15 +334,21 @@ class ScoreWriter:
                     cursor.execute(load_data_statement(scored_transactions.name, SCORED_COLUMNS, self._spool))
                 finally:
                     cursor.close()
-        except Exception as exc:  # noqa: BLE001 - any refusal means: use INSERT
-            logger.info("LOAD DATA LOCAL INFILE not available (%s): writing with INSERT", str(exc).splitlines()[0])
-            return False
+        except Exception as exc:  # noqa: BLE001 - the driver's or SQLAlchemy's, read by code
+            code = getattr(getattr(exc, "orig", exc), "args", (None,))[0]
+            if code in LOCAL_INFILE_REFUSED:
+                logger.info("LOAD DATA LOCAL INFILE not available (%s): writing with INSERT", str(exc).splitlines()[0])
+                return False
         return True
 
     def _close_spool(self) -> None:
         if self._spool is not None:
-            self._spool.unlink(missing_ok=True)
+            remove_spool(self._spool)
             self._spool = None
+
+    def close(self) -> None:
+        """Remove the spool (the scorer calls this when it stops)."""
+        self._close_spool()
 
     def __del__(self) -> None:
         self._close_spool()

@@ -23,7 +23,9 @@ class ScorerConfig:
       batches at once, while a heavy one fills batches of `batch_size`;
     - `max_buffered`: payments held by the event-time merge before their partitions pause;
     - `max_input_skew_ms`: event time by which an input partition may run ahead of the slowest before it
-      pauses (the others must catch up anyway before anything is released).
+      pauses (the others must catch up anyway before anything is released);
+    - `delivery_timeout_ms`: how long the client tries to deliver a record (a decision, a dead letter, a
+      re-keyed payment) before it reports a failure; the scorer then sends it again, offsets held.
     """
 
     bootstrap: str
@@ -42,6 +44,8 @@ class ScorerConfig:
     heartbeat_s: float = 1.0
     max_buffered: int = 200_000
     max_input_skew_ms: int = 3_600_000
+    delivery_timeout_ms: int = 30_000
+    orphan_check_s: float = 300.0
 
     @property
     def by_card_topic(self) -> str:

@@ -45,7 +45,14 @@ def build_scorer(config: ScorerConfig, consumer: Consumer | None = None) -> Paym
     label_partitions = partition_count(config.bootstrap, config.labels_topic)
     sink = ScoreSink(
         ScoreWriter(engine),
-        payment_producer(config.bootstrap, **{"message.max.bytes": DLQ_MAX_MESSAGE_BYTES, "linger.ms": 0}),
+        payment_producer(
+            config.bootstrap,
+            **{
+                "message.max.bytes": DLQ_MAX_MESSAGE_BYTES,
+                "linger.ms": 0,
+                "message.timeout.ms": config.delivery_timeout_ms,
+            },
+        ),
         config.decisions_topic,
         config.dlq_topic,
         config.payment_topic,
@@ -61,6 +68,7 @@ def build_scorer(config: ScorerConfig, consumer: Consumer | None = None) -> Paym
                 # after the payments they cover. (Not the idempotent producer: a broker that loses its state,
                 # as the embedded one does on a restart, makes its sequence numbers fatal.)
                 "max.in.flight.requests.per.connection": 1,
+                "message.timeout.ms": config.delivery_timeout_ms,
                 "partitioner": "murmur2_random",  # Java's: a producer keying by card lands where we do
                 "linger.ms": 1,
             },
@@ -122,8 +130,8 @@ def run_scorer(
     idle_timeout_s: float | None = None,
     on_progress: Callable[[ScorerStats], None] | None = None,
 ) -> ScorerStats:
-    scorer = build_scorer(config)
-    with stop_on_signals() as should_stop:
+    with stop_on_signals() as should_stop:  # a stop while connecting or restoring is honoured too
+        scorer = build_scorer(config)
         stats = scorer.run(
             max_messages=max_messages,
             idle_timeout_s=idle_timeout_s,

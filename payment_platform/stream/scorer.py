@@ -14,7 +14,9 @@ what they cover is durable.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,7 +28,7 @@ from payment_platform.features.definitions import CARD_REACH_MS
 from payment_platform.features.terminal_feed import TerminalFeed
 from payment_platform.kafka.clients import ensure_topics
 from payment_platform.store.errors import with_retries
-from payment_platform.store.stream_state import card_history, newest_event_us, stored_payments
+from payment_platform.store.stream_state import card_history, newest_event_us, orphan_labels, stored_payments
 from payment_platform.store.terminal_feed import StoreTerminalSource
 from payment_platform.stream.batches import BatchMaker
 from payment_platform.stream.config import ScorerConfig
@@ -99,6 +101,7 @@ class PaymentScorer:
         self._status_at = 0.0
         self._stage_one_invalid = 0
         self._assigned_at: float | None = None
+        self._stopped = threading.Event()
 
     def run(
         self,
@@ -110,6 +113,8 @@ class PaymentScorer:
     ) -> ScorerStats:
         """Score until stopped, `max_messages` payments handled or `idle_timeout_s` without a message."""
         self.sink.should_stop = self._should_stop = should_stop
+        watch = threading.Thread(target=self._watch_orphans, name="orphan-labels", daemon=True)
+        watch.start()
         topics = [self.config.shard_topic, self.config.labels_topic]
         if self.repartitioner is not None:
             topics.append(self.config.payment_topic)
@@ -134,6 +139,7 @@ class PaymentScorer:
                     self._report(on_progress)
                     last_progress = now
         finally:
+            self._stopped.set()
             self._close()
         return self.stats
 
@@ -206,6 +212,16 @@ class PaymentScorer:
     def _read(self, call: Callable[[], T], what: str) -> T:
         """A read of the score store that rides out an outage (the loop then waits, offsets held)."""
         return with_retries(call, what, self._should_stop, self.engine.dispose)
+
+    def _watch_orphans(self) -> None:
+        """Count, every few minutes, the labels whose payment has not come within a week of their labelled_at
+        (over the last 90 days): shown in the progress line and the scorer's health row."""
+        while not self._stopped.wait(self.config.orphan_check_s):
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            with contextlib.suppress(Exception):  # informative only: an outage is reported by the writes
+                self.stats.orphan_labels = orphan_labels(
+                    self.engine, now - dt.timedelta(days=90), now - dt.timedelta(days=7)
+                )
 
     def _consumer_error(self, message: Message, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -384,6 +400,7 @@ class PaymentScorer:
             self.consumer.close()
             with contextlib.suppress(Exception):  # best effort: the health row says it stopped
                 self.sink.writer.write([], status=self.stats.status_row(self.config.consumer_group, running=False))
+            self.sink.writer.close()
             logger.info("scorer stopped: %s", self.stats.summary())
 
     def consumer_lag(self) -> int | None:

@@ -19,6 +19,7 @@ class ScorerStats:
     labels: int = 0
     mis_keyed: int = 0  # payments whose key was not their customer_id
     decisions: int = 0  # decision records sent
+    orphan_labels: int = 0  # labels still without their payment a week after their labelled_at
     batches: int = 0
     buffered: int = 0  # payments waiting for event time to pass
     waiting_on: str = ""  # what held payments back at the last progress report
@@ -44,7 +45,8 @@ class ScorerStats:
         line = (
             f"scored {self.scored:,} payments ({self.rate:,.0f}/s), {self.invalid:,} to DLQ, "
             f"{self.duplicates:,} duplicates, {self.conflicts:,} conflicting duplicates, {self.labels:,} labels, "
-            f"{self.mis_keyed:,} not keyed by card, consumer lag ~{lag}"
+            f"{self.mis_keyed:,} not keyed by card, {self.orphan_labels:,} labels without their payment, "
+            f"consumer lag ~{lag}"
         )
         if self.buffered:
             line += f"; {self.buffered:,} payments held for event time" + (
@@ -66,6 +68,6 @@ class ScorerStats:
             "payments_per_s": round(self.rate, 1),
             "consumer_lag": self.lag,
             "model_version": self.model_version,
-            "orphan_labels": 0,
+            "orphan_labels": self.orphan_labels,
             "mis_keyed": self.mis_keyed,
         }
