@@ -449,3 +449,58 @@ def test_eviction_bounds_the_state() -> None:
     online.evict({0: end_ms + 80 * DAY_MS})
     assert (online.active_cards, len(online.terminals), online.terminals.tracked_frauds) == (0, 0, 0)
     assert online.approx_bytes() < 10_000
+
+
+def test_long_card_histories_answer_like_a_flat_one_through_inserts_removals_and_evictions() -> None:
+    """Past LONG_CARD payments a card keeps blocks: every window, after any order of inserts, a removal and
+    evictions, equals the one of the payments written out."""
+    from payment_platform.features.card_blocks import LONG_CARD
+
+    rng = np.random.default_rng(7)
+    n = 3 * LONG_CARD
+    times = rng.integers(0, 60 * DAY_MS, n)
+    times[:200] = times[0]  # ties
+    cents = rng.integers(0, 100_000, n)
+    order = rng.permutation(n)
+    state = CardState()
+    state.add(["c"] * n, times[order].tolist(), cents[order].tolist())
+    state.add(["c"], [int(times[5])], [777])
+    state.remove("c", int(times[5]), 777)
+    kept = np.ones(n, dtype=bool)
+    for horizon in (None, 5 * DAY_MS, 20 * DAY_MS):
+        if horizon is not None:
+            state.evict(horizon)
+            kept &= times > horizon
+        probes = np.sort(rng.integers(0, 61 * DAY_MS, 300))
+        got = state.windows(["c"] * len(probes), probes.tolist())
+        for row, t in zip(got, probes.tolist(), strict=True):
+            inside = kept & (times <= t)
+            expected = [int((inside & (times > t - w)).sum()) for w in CARD_WINDOWS_MS.values()]
+            expected += [int(cents[inside & (times > t - CARD_WINDOWS_MS[name])].sum()) for name in ("1d", "7d", "30d")]
+            assert row.tolist() == expected
+
+
+def test_a_card_s_payments_in_reverse_order_cost_about_what_they_cost_in_order() -> None:
+    """A late payment shifts one block, not the card's whole history (it was quadratic: 20,000 payments of
+    one card took 16.4 s reversed, 0.7 s in order). The ratio is measured in one run, best of three."""
+    import time
+
+    n = 50_000
+    times = (np.arange(n) * 60_000).tolist()
+
+    def featurise(order: list[int]) -> float:
+        best = float("inf")
+        for _ in range(3):
+            online = OnlineFeatures()
+            started = time.perf_counter()
+            for start in range(0, n, 500):
+                rows = order[start : start + 500]
+                online.featurise(
+                    ["c"] * len(rows), ["t"] * len(rows), np.array([times[i] for i in rows]), np.full(len(rows), 10.0)
+                )
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    in_order = featurise(list(range(n)))
+    reversed_ = featurise(list(range(n - 1, -1, -1)))
+    assert reversed_ <= 3 * in_order, f"reversed {reversed_:.2f}s vs in order {in_order:.2f}s"

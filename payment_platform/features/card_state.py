@@ -7,8 +7,9 @@ payments [i, j) sum to totals[j] − totals[i]. That is 16 bytes a payment and o
 
 Payments come in event-time order, so they are appended. A payment with an earlier time than the card's
 last (a late one) is inserted: the later running totals then all grow by its cents, in one vectorised
-addition over the array's buffer, not a Python loop, so a card's payments in reverse order cost little
-more than in order.
+addition over the array's buffer. That is O(n) in C, cheap for an ordinary card; a card with more than
+LONG_CARD payments switches to blocks (card_blocks.py), where a late payment costs O(√n) at worst, so a
+card's payments in reverse order cost about what they cost in order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bisect import bisect_right
 
 import numpy as np
 
+from payment_platform.features.card_blocks import LONG_CARD, CardBlocks
 from payment_platform.features.definitions import (
     CARD_MEAN_WINDOWS,
     CARD_WINDOWS_MS,
@@ -34,7 +36,7 @@ class CardState:
     """Recent payments of each card; `windows` gives the card windows of a payment already added."""
 
     def __init__(self) -> None:
-        self._cards: dict[str, array] = {}
+        self._cards: dict[str, array | CardBlocks] = {}
 
     def __len__(self) -> int:
         return len(self._cards)
@@ -46,13 +48,20 @@ class CardState:
             history = histories.get(card)
             if history is None:
                 histories[card] = array("q", (t, 0, amount))
-            else:
+            elif type(history) is array:
                 _insert(history, t, amount)
+                if len(history) > 2 * LONG_CARD:
+                    histories[card] = _as_blocks(history)
+            else:
+                history.insert(t, amount)
 
     def remove(self, card: str, t_ms: int, cents: int) -> None:
         """Take back a payment added by mistake (it lost a race for its transaction_id to another one)."""
         history = self._cards.get(card)
         if history is None:
+            return
+        if isinstance(history, CardBlocks):
+            history.remove(t_ms, cents)
             return
         n = len(history) // 2
         at = bisect_right(history, t_ms, 0, n) - 1
@@ -71,6 +80,9 @@ class CardState:
         histories = self._cards
         for card, t in zip(cards, t_ms, strict=True):
             history = histories[card]
+            if type(history) is not array:
+                out.extend(_block_windows(history, t))
+                continue
             n = len(history) // 2
             end = bisect_right(history, t, 0, n)
             total_end = history[n + end]
@@ -88,12 +100,35 @@ class CardState:
     def evict(self, horizon_ms: int) -> None:
         """Drop payments at or before horizon_ms (and cards left empty): no window of a payment still to be
         featurised reaches them. Rebuilt rather than deleted from, so the dict shrinks too."""
-        self._cards = {card: history for card, history in self._cards.items() if _drop_until(horizon_ms, history)}
+        self._cards = {
+            card: history
+            for card, history in self._cards.items()
+            if (_drop_until(horizon_ms, history) if type(history) is array else history.drop_until(horizon_ms))
+        }
 
     def approx_bytes(self) -> int:
         """Memory held by the state (dict, keys, arrays), in bytes; walks every card."""
         cards = self._cards
-        return sys.getsizeof(cards) + sum(sys.getsizeof(card) + sys.getsizeof(h) for card, h in cards.items())
+        return sys.getsizeof(cards) + sum(
+            sys.getsizeof(card) + (sys.getsizeof(h) if type(h) is array else h.nbytes()) for card, h in cards.items()
+        )
+
+
+def _block_windows(history: CardBlocks, t: int) -> list[int]:
+    """The counts then sums of cents of a long card's windows ending at t."""
+    end, total_end = history.position(t)
+    counts, sums = [], []
+    for window_ms, summed in zip(_CARD_WINDOWS, _CARD_SUMMED, strict=True):
+        start, total_start = history.position(card_window_start(t, window_ms))
+        counts.append(end - start)
+        if summed:
+            sums.append(total_end - total_start)
+    return counts + sums
+
+
+def _as_blocks(history: array) -> CardBlocks:
+    n = len(history) // 2
+    return CardBlocks(history[:n].tolist(), np.diff(np.frombuffer(history, dtype=np.int64)[n:]).tolist())
 
 
 def _insert(history: array, t: int, cents: int) -> None:
