@@ -56,6 +56,7 @@ class DeliveryTracker:
     _ids: itertools.count = field(default_factory=itertools.count)
     _retry: list[tuple[float, _Ticket, Message]] = field(default_factory=list)
     backoff_s: float = RETRY_FIRST_S
+    _retry_at: float = 0.0
 
     def open(self) -> int:
         """A new ticket: the records sent under it are done together."""
@@ -119,9 +120,10 @@ class DeliveryTracker:
                 time.sleep(min(0.1, max(0.0, min(at for at, _, _ in self._retry) - time.monotonic())))
 
     def failed(self, state: _Ticket, error: KafkaError, message: Message) -> None:
-        """A record the broker did not take: sent again after the backoff; the ticket stays open."""
+        """A record the broker did not take: sent again with the others of its round once the backoff is
+        over (it doubles with each round, and a delivery resets it); the ticket stays open."""
         self.failures += 1
-        if not self._retry:  # one line per round of failures, not per record
+        if not self._retry:  # a new round of failures: one line, one backoff
             logger.warning(
                 "%s record to %s not delivered (%s): sending it again in %.1fs; offsets held",
                 self.name,
@@ -129,8 +131,9 @@ class DeliveryTracker:
                 error.str(),
                 self.backoff_s,
             )
-        self._retry.append((time.monotonic() + self.backoff_s, state, message))
-        self.backoff_s = min(self.backoff_s * 2, RETRY_MAX_S)
+            self._retry_at = time.monotonic() + self.backoff_s
+            self.backoff_s = min(self.backoff_s * 2, RETRY_MAX_S)
+        self._retry.append((self._retry_at, state, message))
 
     def _produce(
         self,

@@ -92,6 +92,11 @@ def build_scorer(config: ScorerConfig, consumer: Consumer | None = None) -> Paym
         inputs,
         shards,
         label_partitions,
+        ensure_internal_topic=(
+            (lambda: ensure_topics(config.bootstrap, [config.by_card_topic], partitions=shards))
+            if config.repartition
+            else lambda: None
+        ),
     )
 
 

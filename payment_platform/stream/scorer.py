@@ -26,7 +26,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from payment_platform.features import OnlineFeatures
 from payment_platform.features.definitions import CARD_REACH_MS
 from payment_platform.features.terminal_feed import TerminalFeed
-from payment_platform.kafka.clients import ensure_topics
 from payment_platform.store.errors import with_retries
 from payment_platform.store.stream_state import card_history, newest_event_us, orphan_labels, stored_payments
 from payment_platform.store.terminal_feed import StoreTerminalSource
@@ -64,12 +63,16 @@ class PaymentScorer:
         inputs: int,
         shards: int,
         label_partitions: int,
+        ensure_internal_topic: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self.consumer = consumer
         self.sink = sink
         self.models = models
         self.repartitioner = repartitioner
+        # The card-keyed topic is the platform's own: a broker that lost its topics (the embedded one keeps
+        # them in memory) gets it back from this as soon as the group has re-formed.
+        self.ensure_internal_topic = ensure_internal_topic
         self.engine = sink.writer.engine
         self.stats = ScorerStats()
         self.features = OnlineFeatures()
@@ -318,10 +321,7 @@ class PaymentScorer:
         logger.info("assigned %s", _names(partitions))
         self._assigned_at = self._assigned_at or time.monotonic()
         config = self.config
-        if self.repartitioner is not None:
-            # The card-keyed topic is the platform's own: a broker that lost its topics (the embedded one
-            # keeps them in memory) gets it back as soon as the group has re-formed.
-            ensure_topics(config.bootstrap, [config.by_card_topic], partitions=self.repartitioner.shards)
+        self.ensure_internal_topic()
         shards = [tp.partition for tp in partitions if tp.topic == config.shard_topic]
         labels = [tp.partition for tp in partitions if tp.topic == config.labels_topic]
         self.watermark.take_over([(config.shard_topic, s) for s in shards] + [(config.labels_topic, p) for p in labels])

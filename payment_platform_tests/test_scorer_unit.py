@@ -1,0 +1,166 @@
+"""The scorer's loop against an in-memory Kafka (kafka_double.py) and a SQLite store: quick checks of what
+it does in which order — rows, then decisions and dead letters, then commits — of the model's hot swap, and
+of offsets held while a record is undelivered. The same code runs against the real broker and MariaDB in
+the integration tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from payment_platform.kafka.delivery import DeliveryTracker
+from payment_platform.model import ModelRegistry
+from payment_platform.sources.feed import payment_values
+from payment_platform.store.database import connect_store
+from payment_platform.store.writer import ScoreWriter
+from payment_platform.stream.config import ScorerConfig
+from payment_platform.stream.model_source import ModelSource
+from payment_platform.stream.records import RoutedPayment, decode
+from payment_platform.stream.repartition import Repartitioner
+from payment_platform.stream.scorer import PaymentScorer
+from payment_platform.stream.sink import ScoreSink
+from payment_platform.world import World
+from payment_platform_tests.kafka_double import FakeBroker, FakeConsumer, FakeProducer
+from payment_platform_tests.test_hostile_input import small_model_dir
+
+
+@pytest.fixture()
+def model_root(tmp_path: Path) -> Path:
+    return small_model_dir(tmp_path / "models")
+
+
+def build(broker: FakeBroker, tmp_path: Path, model_root: Path, repartition: bool = True) -> PaymentScorer:
+    config = ScorerConfig(
+        bootstrap="in-memory",
+        consumer_group="g",
+        payment_topic="payments",
+        labels_topic="labels",
+        dlq_topic="dlq",
+        decisions_topic="decisions",
+        db_url=f"sqlite:///{tmp_path / 'store.db'}",
+        model_dir=model_root,
+        repartition=repartition,
+        poll_timeout_s=0.0,
+        max_idle_ms=0,
+        heartbeat_s=0.05,
+    )
+    engine = connect_store(config.db_url)
+    sink = ScoreSink(ScoreWriter(engine), FakeProducer(broker), "decisions", "dlq", "payments", "g")
+    repartitioner = None
+    if repartition:
+        records = DeliveryTracker(FakeProducer(broker), "repartition")
+        repartitioner = Repartitioner(records, "payments", config.by_card_topic, "dlq", 4, 0, 1.0, 3_600_000)
+    models = ModelSource(ModelRegistry(model_root), refresh_s=0.0)
+    return PaymentScorer(config, FakeConsumer(broker), sink, models, repartitioner, 4, 4, 4)
+
+
+def send(broker: FakeBroker, frame_days: int = 3, cards: int = 100, invalid: int = 0) -> int:
+    payments = World(seed=5, n_cards=cards).days(dt.date(2026, 4, 1), dt.date(2026, 4, frame_days))
+    for card, value in zip(payments["customer_id"].tolist(), payment_values(payments), strict=True):
+        broker.append("payments", value, card.encode(), None)
+    for i in range(invalid):
+        broker.append("payments", orjson.dumps({"transaction_id": f"bad-{i}", "amount": 1}), None, i % 4)
+    return len(payments)
+
+
+def rows(scorer: PaymentScorer) -> dict[str, tuple[str, str]]:
+    with scorer.engine.connect() as conn:
+        return {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(sa.text("SELECT transaction_id, model_version, status FROM scored_transactions"))
+        }
+
+
+@pytest.mark.parametrize("repartition", [True, False], ids=["repartitioned", "keyed-input"])
+def test_rows_then_decisions_and_dead_letters_then_commits(tmp_path: Path, model_root: Path, repartition: bool) -> None:
+    broker = FakeBroker()
+    sent = send(broker, invalid=7)
+    scorer = build(broker, tmp_path, model_root, repartition)
+    shard_topic = scorer.config.shard_topic
+    commit = scorer.consumer.commit
+
+    def checked_commit(offsets: list, asynchronous: bool = False) -> None:
+        """At every commit, each payment the commit covers is stored and its decision published."""
+        stored = rows(scorer)
+        published = {orjson.loads(m.value())["transaction_id"] for m in broker.messages("decisions")}
+        for tp in offsets:
+            if tp.topic != shard_topic:
+                continue
+            for message in broker.log(shard_topic)[tp.partition][: tp.offset]:
+                record = decode(message.value()) if repartition else None
+                tx = record.payment.transaction_id if isinstance(record, RoutedPayment) else None
+                if not repartition:
+                    tx = orjson.loads(message.value()).get("transaction_id")
+                if tx is not None and not str(tx).startswith("bad-"):
+                    assert tx in stored and tx in published, f"offset committed before {tx} was stored and published"
+        commit(offsets, asynchronous)
+
+    scorer.consumer.commit = checked_commit  # type: ignore[method-assign]
+    stats = scorer.run(max_messages=sent + 7, idle_timeout_s=5)
+
+    assert stats.scored == sent and stats.invalid == 7
+    assert len(rows(scorer)) == sent
+    decisions = [orjson.loads(m.value()) for m in broker.messages("decisions")]
+    assert sorted(d["transaction_id"] for d in decisions) == sorted(rows(scorer))
+    assert {m.key() for m in broker.messages("dlq")} == {None} and len(broker.messages("dlq")) == 7
+    assert broker.commits and scorer.consumer.closed
+
+
+def test_a_new_model_is_swapped_in_without_a_restart(tmp_path: Path, model_root: Path) -> None:
+    broker = FakeBroker()
+    first = send(broker, frame_days=2)
+    scorer = build(broker, tmp_path, model_root)
+    scorer.run(max_messages=first, idle_timeout_s=5)
+    old = {version for version, _ in rows(scorer).values()}
+
+    registry = ModelRegistry(model_root)
+    newer = small_model_dir(tmp_path / "newer")
+    loaded = ModelRegistry(newer).load_production()
+    assert loaded is not None
+    version = registry.save(loaded.model, loaded.feature_names, loaded.metadata)
+    registry.promote(version)
+    payments = World(seed=5, n_cards=100).days(dt.date(2026, 4, 3), dt.date(2026, 4, 3))
+    for card, value in zip(payments["customer_id"].tolist(), payment_values(payments), strict=True):
+        broker.append("payments", value, card.encode(), None)
+    again = build(broker, tmp_path, model_root)  # the same store and log, as after a run with a swap
+    again.models = scorer.models  # the model source that already serves the old version
+    again.run(max_messages=len(payments), idle_timeout_s=5)
+
+    versions = rows(again)
+    assert len(old) == 1 and version not in old
+    assert {versions[tx][0] for tx in payments["transaction_id"]} == {version}
+
+
+def test_an_undelivered_dead_letter_holds_the_commit_of_its_offset(tmp_path: Path, model_root: Path) -> None:
+    broker = FakeBroker()
+    for i in range(5):
+        broker.append("payments", orjson.dumps({"transaction_id": f"bad-{i}", "amount": 1}), None, 0)
+    scorer = build(broker, tmp_path, model_root)
+    assert scorer.repartitioner is not None
+    scorer.repartitioner.records.producer.failing = True  # type: ignore[attr-defined]
+    started = time.monotonic()
+
+    def should_stop() -> bool:
+        elapsed = time.monotonic() - started
+        if elapsed > 2:  # the broker takes the dead letters again: the next retry gets through
+            scorer.repartitioner.records.producer.failing = False  # type: ignore[union-attr]
+        return elapsed > 5
+
+    committed_while_failing = []
+    commit = scorer.consumer.commit
+
+    def watch(offsets: list, asynchronous: bool = False) -> None:
+        if scorer.repartitioner.records.producer.failing:  # type: ignore[union-attr]
+            committed_while_failing.extend(tp for tp in offsets if tp.topic == "payments" and tp.offset > 0)
+        commit(offsets, asynchronous)
+
+    scorer.consumer.commit = watch  # type: ignore[method-assign]
+    scorer.run(should_stop=should_stop)
+    assert not committed_while_failing
+    assert len(broker.messages("dlq")) == 5
+    assert broker.committed[("payments", 0)] == 5
