@@ -182,7 +182,7 @@ def payments_committed(bootstrap: str, group: str, topic: str) -> set[str]:
                 continue
             record = decode(message.value())
             if isinstance(record, RoutedPayment):
-                covered.add(record.payment.transaction_id)
+                covered.add(record.transaction_id)
             if message.offset() == left[message.partition()] - 1:
                 del left[message.partition()]
     consumer.close()

@@ -93,7 +93,7 @@ def test_rows_then_decisions_and_dead_letters_then_commits(tmp_path: Path, model
                 continue
             for message in broker.log(shard_topic)[tp.partition][: tp.offset]:
                 record = decode(message.value()) if repartition else None
-                tx = record.payment.transaction_id if isinstance(record, RoutedPayment) else None
+                tx = record.transaction_id if isinstance(record, RoutedPayment) else None
                 if not repartition:
                     tx = orjson.loads(message.value()).get("transaction_id")
                 if tx is not None and not str(tx).startswith("bad-"):

@@ -31,10 +31,11 @@ from payment_platform.store.stream_state import StoredPayment
 from payment_platform.store.writer import LabelRow, ScoredBatch
 from payment_platform.stream.config import ScorerConfig
 from payment_platform.stream.decisions import score_and_decide
-from payment_platform.stream.duplicates import Content, content_of, deduplicate
+from payment_platform.stream.duplicates import deduplicate
 from payment_platform.stream.event_time import ALWAYS, NEVER, EventTimeMerge, LabelProgress
 from payment_platform.stream.intake import CONFLICT, DeadLetter, routed_dead_letter
 from payment_platform.stream.model_source import ModelSource
+from payment_platform.stream.records import RoutedPayment
 from payment_platform.stream.shared_watermark import SharedWatermark
 from payment_platform.stream.sink import WriteBatch
 from payment_platform.stream.stats import ScorerStats
@@ -66,7 +67,7 @@ class BatchMaker:
         self.models = models
         self.lookup = lookup
         self.stats = stats
-        self.in_flight: dict[str, Content] = {}  # the batch being written, by transaction_id
+        self.in_flight: dict[str, RoutedPayment] = {}  # the batch being written, by transaction_id
         self.unwritten_frauds: list[LabelEvent] = []  # own fraud labels not yet in the store
         self._seq = _LOCAL_SEQ
         self._released_ms: dict[int, int] = {}  # per shard: the newest event time featurised
@@ -83,12 +84,12 @@ class BatchMaker:
         """The next batch: payments the watermarks let through, the labels and dead letters given."""
         events = self._apply_own_labels(labels, label_progress)
         payment_us, label_us = self.watermark.payments_us(), self.watermark.labels_us()
-        released, _ = merge.release(min(_label_bound_ms(label_us), _terminal_bound_ms(payment_us)))
+        released = merge.release(min(_label_bound_ms(label_us), _terminal_bound_ms(payment_us)))
         found = deduplicate(released, self.in_flight, self.lookup)
         self.stats.duplicates += found.repeats + len(found.replays)
         self.stats.conflicts += len(found.conflicts)
         letters = list(dead_letters)
-        letters += [routed_dead_letter(entry.routed, self.config.payment_topic, CONFLICT) for entry in found.conflicts]
+        letters += [routed_dead_letter(routed, self.config.payment_topic, CONFLICT) for routed, _ in found.conflicts]
         scored = self._score(found.fresh, payment_us, label_us)
         self._sweep(merge)
         self.unwritten_frauds += [event for event in events if event.is_fraud]
@@ -101,7 +102,7 @@ class BatchMaker:
             progress=self._progress(merge, label_progress, now_us),
             dead_letters=letters,
             republish=found.replays,
-            originals=[entry.routed for _, entry in found.fresh],
+            originals=[routed for _, (routed, _offset) in found.fresh],
         )
 
     def _progress(self, merge: EventTimeMerge, labels: LabelProgress, now_us: int) -> dict[tuple[str, int], int]:
@@ -159,7 +160,7 @@ class BatchMaker:
     def _score(self, fresh: list, payment_us: int, label_us: int) -> ScoredBatch:
         if not fresh:
             return ScoredBatch.empty()
-        payments = [entry.routed.payment for _, entry in fresh]
+        payments = [routed for _, (routed, _offset) in fresh]
         t_ms = np.fromiter((p.event_us // 1_000 for p in payments), dtype=np.int64, count=len(payments))
         self._feed_terminals(int(t_ms.min()), int(t_ms.max()))
         shards = np.fromiter((shard for shard, _ in fresh), dtype=np.int64, count=len(fresh))
@@ -177,11 +178,11 @@ class BatchMaker:
         for status, count in zip(*np.unique(decisions.status, return_counts=True), strict=True):
             self.stats.by_status[status] = self.stats.by_status.get(status, 0) + int(count)
         for payment in payments:
-            self.in_flight[payment.transaction_id] = content_of(payment)
+            self.in_flight[payment.transaction_id] = payment
         for shard in np.unique(shards).tolist():
             newest = int(t_ms[shards == shard].max())
             self._released_ms[shard] = max(self._released_ms.get(shard, NEVER), newest)
-        routed = [entry.routed for _, entry in fresh]
+        routed = payments
         return ScoredBatch(
             transaction_id=[p.transaction_id for p in payments],
             customer_id=[p.customer_id for p in payments],

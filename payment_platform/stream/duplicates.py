@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 from payment_platform.store.stream_state import StoredPayment
 from payment_platform.stream.event_time import Buffered
-from payment_platform.stream.validation import Payment
+from payment_platform.stream.records import RoutedPayment
 
 Content = tuple[str, str, int, str, int]  # customer_id, terminal_id, amount in cents, currency, event time
 
 
-def content_of(payment: Payment) -> Content:
+def content_of(payment: RoutedPayment) -> Content:
     return (
         payment.customer_id,
         payment.terminal_id,
@@ -44,36 +44,29 @@ class Deduplicated:
 
 def deduplicate(
     released: list[tuple[int, Buffered]],
-    in_flight: dict[str, Content],
+    in_flight: dict[str, RoutedPayment],
     lookup: Callable[[Collection[str]], dict[str, StoredPayment]],
 ) -> Deduplicated:
     """Split a released batch into payments to score, replays of stored ones, and conflicts."""
     out = Deduplicated()
-    chosen: dict[str, tuple[int, Buffered]] = {}
-    for shard, entry in sorted(released, key=lambda item: item[1].routed.payment.event_us):
-        tx = entry.routed.payment.transaction_id
-        first = chosen.get(tx)
-        if first is None:
-            chosen[tx] = (shard, entry)
-        elif content_of(first[1].routed.payment) == content_of(entry.routed.payment):
-            out.repeats += 1
-        elif _order(entry) < _order(first[1]):  # the same event time: the smaller digest is first
-            out.conflicts.append(first[1])
-            chosen[tx] = (shard, entry)
-        else:
-            out.conflicts.append(entry)
+    chosen = {entry[1][0].transaction_id: entry for entry in released}
+    if len(chosen) < len(released):  # the same transaction twice in the batch: decide which stands
+        chosen = _first_of_each(released, out)
     candidates = []
     for tx, (shard, entry) in chosen.items():
         writing = in_flight.get(tx)
         if writing is None:
             candidates.append((shard, entry))
-        elif writing == content_of(entry.routed.payment):
+        elif content_of(writing) == content_of(entry[0]):
             out.repeats += 1
         else:
             out.conflicts.append(entry)
-    stored = lookup([entry.routed.payment.transaction_id for _, entry in candidates]) if candidates else {}
+    stored = lookup([entry[0].transaction_id for _, entry in candidates]) if candidates else {}
+    if not stored:
+        out.fresh = candidates
+        return out
     for shard, entry in candidates:
-        payment = entry.routed.payment
+        payment = entry[0]
         row = stored.get(payment.transaction_id)
         if row is None:
             out.fresh.append((shard, entry))
@@ -84,6 +77,23 @@ def deduplicate(
     return out
 
 
+def _first_of_each(released: list[tuple[int, Buffered]], out: Deduplicated) -> dict[str, tuple[int, Buffered]]:
+    chosen: dict[str, tuple[int, Buffered]] = {}
+    for shard, entry in sorted(released, key=lambda item: item[1][0].event_us):
+        tx = entry[0].transaction_id
+        first = chosen.get(tx)
+        if first is None:
+            chosen[tx] = (shard, entry)
+        elif content_of(first[1][0]) == content_of(entry[0]):
+            out.repeats += 1
+        elif _order(entry) < _order(first[1]):  # the same event time: the smaller digest is first
+            out.conflicts.append(first[1])
+            chosen[tx] = (shard, entry)
+        else:
+            out.conflicts.append(entry)
+    return chosen
+
+
 def _order(entry: Buffered) -> tuple[int, bytes]:
     """Which of two payments of one transaction_id is decided first: the earlier, then the smaller digest."""
-    return entry.routed.payment.event_us, hashlib.blake2b(entry.routed.value or b"", digest_size=16).digest()
+    return entry[0].event_us, hashlib.blake2b(entry[0].value or b"", digest_size=16).digest()

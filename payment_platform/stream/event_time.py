@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from payment_platform.stream.records import RoutedPayment, Watermark
 from payment_platform.stream.validation import MAX_FUTURE_US
@@ -26,16 +25,15 @@ NEVER = -(2**62)  # a bound before every event time: nothing may be released
 ALWAYS = 2**62
 
 
-class Buffered(NamedTuple):
-    """A payment waiting in the merge, with its shard offset (for the commit)."""
-
-    routed: RoutedPayment
-    offset: int
+# A payment waiting in the merge, with its offset in the shard (for the commit).
+Buffered = tuple[RoutedPayment, int]
 
 
 @dataclass
 class _Shard:
     payments: list[Buffered] = field(default_factory=list)
+    newest_held_us: int = NEVER  # of the payments held: the newest and oldest event times
+    oldest_held_us: int = ALWAYS
     inputs: dict[int, Watermark] = field(default_factory=dict)  # with the repartition stage
     newest_us: int | None = None  # without it: the newest event time consumed
     end_since: float | None = None  # without it: at its end since (monotonic)
@@ -68,11 +66,16 @@ class EventTimeMerge:
 
     def add(self, shard: int, offset: int, routed: RoutedPayment) -> None:
         state = self._shards[shard]
-        state.payments.append(Buffered(routed, offset))
+        state.payments.append((routed, offset))
         state.next_offset = offset + 1
         state.end_since = None
-        if state.newest_us is None or routed.payment.event_us > state.newest_us:
-            state.newest_us = routed.payment.event_us
+        event_us = routed.event_us
+        if event_us > state.newest_held_us:
+            state.newest_held_us = event_us
+        if event_us < state.oldest_held_us:
+            state.oldest_held_us = event_us
+        if state.newest_us is None or event_us > state.newest_us:
+            state.newest_us = event_us
         self.buffered += 1
 
     def watermark(self, shard: int, offset: int, mark: Watermark) -> None:
@@ -108,33 +111,37 @@ class EventTimeMerge:
             return ALWAYS
         return NEVER if state.newest_us is None else state.newest_us
 
-    def release(self, bound_ms: int) -> tuple[list[tuple[int, Buffered]], dict[int, int]]:
-        """The buffered payments that may be featurised now, with the release bound (exclusive, epoch ms)
-        of each shard: every payment of the shard before it is released, now or earlier. A payment is
-        released when its millisecond is before both its shard's input bound and `bound_ms`."""
+    def release(self, bound_ms: int) -> list[tuple[int, Buffered]]:
+        """The buffered payments that may be featurised now: each whose millisecond is before both its
+        shard's input bound and `bound_ms`. (Usually every payment held is, and goes without a look.)"""
         released: list[tuple[int, Buffered]] = []
-        bounds: dict[int, int] = {}
         for shard, state in self._shards.items():
-            bound = min(self.input_bound_us(shard) // 1_000, bound_ms)
-            bounds[shard] = bound
             if not state.payments:
                 continue
-            keep = []
-            for entry in state.payments:
-                if entry.routed.payment.event_us // 1_000 < bound:
-                    released.append((shard, entry))
-                else:
-                    keep.append(entry)
-            self.buffered -= len(state.payments) - len(keep)
-            state.payments = keep
-        return released, bounds
+            bound_us = min(self.input_bound_us(shard) // 1_000, bound_ms) * 1_000  # ms granularity
+            if state.newest_held_us < bound_us:
+                released += [(shard, entry) for entry in state.payments]
+                self.buffered -= len(state.payments)
+                state.payments = []
+                state.newest_held_us, state.oldest_held_us = NEVER, ALWAYS
+            elif state.oldest_held_us < bound_us:
+                keep = []
+                for entry in state.payments:
+                    if entry[0].event_us < bound_us:
+                        released.append((shard, entry))
+                    else:
+                        keep.append(entry)
+                self.buffered -= len(state.payments) - len(keep)
+                state.payments = keep
+                state.oldest_held_us = min(entry[0].event_us for entry in keep)
+                state.newest_held_us = max(entry[0].event_us for entry in keep)
+        return released
 
     def written_before_us(self, shard: int) -> int:
         """Once what is released now is written, every payment of the shard before this event time is:
         the oldest payment still held, or where the inputs are."""
         state = self._shards[shard]
-        held = min((entry.routed.payment.event_us for entry in state.payments), default=ALWAYS)
-        return min(held, self.input_bound_us(shard))
+        return min(state.oldest_held_us, self.input_bound_us(shard))
 
     def commit_offset(self, shard: int) -> int | None:
         """The shard offset up to which everything consumed is released: the oldest buffered payment, or
@@ -143,7 +150,7 @@ class EventTimeMerge:
         if state is None:
             return None
         if state.payments:
-            return min(entry.offset for entry in state.payments)
+            return min(entry[1] for entry in state.payments)
         return state.next_offset
 
     def to_pause(self) -> tuple[list[int], list[int]]:

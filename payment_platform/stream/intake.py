@@ -60,7 +60,7 @@ def payment_of(message: Message, now: int) -> RoutedPayment | DeadLetter:
         payment = parse_payment(message.value(), message.timestamp()[1] * 1_000, now)
     except InvalidMessage as exc:
         return dead_letter(message, str(exc))
-    return RoutedPayment(payment, message.partition(), message.offset(), message.key(), message.value())
+    return RoutedPayment.of(payment, message.partition(), message.offset(), message.key(), message.value())
 
 
 def label_of(message: Message, now: int) -> Label | DeadLetter:
@@ -74,4 +74,4 @@ def label_of(message: Message, now: int) -> Label | DeadLetter:
 def keyed_by_card(message: Message, payment: RoutedPayment) -> bool:
     """Whether the producer keyed the payment by its customer_id, as CONTRACTS §1 asks."""
     key = message.key()
-    return key is not None and key == payment.payment.customer_id.encode("utf-8")
+    return key is not None and key == payment.customer_id.encode("utf-8")

@@ -22,7 +22,7 @@ from confluent_kafka import Message, TopicPartition
 
 from payment_platform.kafka.delivery import DeliveryTracker
 from payment_platform.stream.intake import DeadLetter, keyed_by_card, payment_of
-from payment_platform.stream.records import RoutedPayment, Watermark, encode_payment, encode_watermark
+from payment_platform.stream.records import RoutedPayment, Watermark, encode
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +95,10 @@ class Repartitioner:
             return
         if not keyed_by_card(message, routed):
             self._mis_keyed(routed)
-        self.records.send(
-            self._ticket, self.by_card_topic, encode_payment(routed), routed.payment.customer_id.encode("utf-8")
-        )
+        self.records.send(self._ticket, self.by_card_topic, encode(routed), routed.customer_id.encode("utf-8"))
         self.counts.forwarded += 1
-        if state.event_us is None or routed.payment.event_us > state.event_us:
-            state.event_us = routed.payment.event_us
+        if state.event_us is None or routed.event_us > state.event_us:
+            state.event_us = routed.event_us
 
     def at_end(self, partition: int) -> None:
         state = self._inputs.get(partition)
@@ -116,7 +114,7 @@ class Repartitioner:
             if state.event_us is None and not idle:
                 continue  # nothing known yet: the input holds the others until it has a payment or is idle
             if mark != state.sent or now - state.sent_at >= self.heartbeat_s:
-                value = encode_watermark(Watermark(partition, state.event_us or 0, idle))
+                value = encode(Watermark(partition, state.event_us or 0, idle))
                 for shard in range(self.shards):
                     self.records.send(self._ticket, self.by_card_topic, value, partition=shard)
                 state.sent, state.sent_at = mark, now
