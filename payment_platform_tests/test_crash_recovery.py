@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 INVALID = 100
 # Where each run dies: named points of the batch cycle (PAYMENT_CRASH_AT), then a kill from outside at
 # a moment chosen by how many rows are stored.
-CRASHES = ["consumed:30", "scored:4", "written:5", "written:2", None]
+CRASHES = ["consumed:6000", "scored:3", "written:2", "written:1", None]
 
 
 def produce_stream(bootstrap: str, topics: dict[str, str]) -> int:

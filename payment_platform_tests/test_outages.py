@@ -28,7 +28,7 @@ from payment_platform.settings import Settings
 from payment_platform.sources.feed import PaymentFeed
 from payment_platform.store.database import connect_store
 from payment_platform.stream.config import ScorerConfig
-from payment_platform.stream.records import RoutedPayment, decode
+from payment_platform.stream.records import PaymentBatch, decode
 from payment_platform.stream.runner import run_scorer
 from payment_platform.world import World
 from payment_platform_tests.conftest import scorer_cli_env, wait_until
@@ -181,8 +181,8 @@ def payments_committed(bootstrap: str, group: str, topic: str) -> set[str]:
             if message.error() or message.offset() >= left.get(message.partition(), -1):
                 continue
             record = decode(message.value())
-            if isinstance(record, RoutedPayment):
-                covered.add(record.transaction_id)
+            if isinstance(record, PaymentBatch):
+                covered |= {payment.transaction_id for payment in record.payments}
             if message.offset() == left[message.partition()] - 1:
                 del left[message.partition()]
     consumer.close()

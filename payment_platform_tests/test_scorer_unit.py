@@ -20,7 +20,7 @@ from payment_platform.store.database import connect_store
 from payment_platform.store.writer import ScoreWriter
 from payment_platform.stream.config import ScorerConfig
 from payment_platform.stream.model_source import ModelSource
-from payment_platform.stream.records import RoutedPayment, decode
+from payment_platform.stream.records import PaymentBatch, decode
 from payment_platform.stream.repartition import Repartitioner
 from payment_platform.stream.scorer import PaymentScorer
 from payment_platform.stream.sink import ScoreSink
@@ -92,12 +92,14 @@ def test_rows_then_decisions_and_dead_letters_then_commits(tmp_path: Path, model
             if tp.topic != shard_topic:
                 continue
             for message in broker.log(shard_topic)[tp.partition][: tp.offset]:
-                record = decode(message.value()) if repartition else None
-                tx = record.transaction_id if isinstance(record, RoutedPayment) else None
-                if not repartition:
-                    tx = orjson.loads(message.value()).get("transaction_id")
-                if tx is not None and not str(tx).startswith("bad-"):
-                    assert tx in stored and tx in published, f"offset committed before {tx} was stored and published"
+                if repartition:
+                    record = decode(message.value())
+                    ids = [p.transaction_id for p in record.payments] if isinstance(record, PaymentBatch) else []
+                else:
+                    ids = [orjson.loads(message.value()).get("transaction_id")]
+                for tx in ids:
+                    if tx is not None and not str(tx).startswith("bad-"):
+                        assert tx in stored and tx in published, f"committed before {tx} was stored and published"
         commit(offsets, asynchronous)
 
     scorer.consumer.commit = checked_commit  # type: ignore[method-assign]

@@ -1,8 +1,8 @@
 """Deliberate crashes at named points of the scorer's batch cycle, for fault-injection tests and drills.
 
 `PAYMENT_CRASH_AT=<point>:<n>` kills the scorer process with SIGKILL (no cleanup, as a power cut or the
-OOM killer would) the n-th time a batch with payments reaches <point>:
-- `consumed`: a batch is consumed, nothing of it processed;
+OOM killer would) at <point>, once n payments (for `consumed`) or n batches (for the others) reached it:
+- `consumed`: payments are read, nothing of them processed;
 - `scored`: the batch is featurised and scored, not written;
 - `written`: the rows are committed to the database, the Kafka offsets are not.
 Unset, each check is one comparison.
@@ -27,18 +27,18 @@ class _CrashPlan:
             raise ValueError(f"PAYMENT_CRASH_AT must be <point>:<n> with point one of {', '.join(POINTS)}: {spec!r}")
         self.point, self.remaining = point, int(count)
 
-    def reached(self, point: str) -> None:
+    def reached(self, point: str, count: int) -> None:
         if point != self.point:
             return
-        self.remaining -= 1
-        if self.remaining == 0:
+        self.remaining -= count
+        if self.remaining <= 0:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
 _plan = _CrashPlan(os.environ.get("PAYMENT_CRASH_AT"))
 
 
-def crash_point(point: str) -> None:
-    """Die here if PAYMENT_CRASH_AT says so."""
+def crash_point(point: str, count: int = 1) -> None:
+    """Die here if PAYMENT_CRASH_AT says so (`count`: how many payments or batches reach it now)."""
     if _plan.point is not None:
-        _plan.reached(point)
+        _plan.reached(point, count)

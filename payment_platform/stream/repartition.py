@@ -22,7 +22,7 @@ from confluent_kafka import Message, TopicPartition
 
 from payment_platform.kafka.delivery import DeliveryTracker
 from payment_platform.stream.intake import DeadLetter, keyed_by_card, payment_of
-from payment_platform.stream.records import RoutedPayment, Watermark, encode
+from payment_platform.stream.records import MAX_BATCH, PaymentBatch, RoutedPayment, Watermark, encode, shard_of
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class Repartitioner:
         self._ticket_offsets: dict[int, int] = {}
         self._in_flight: deque[tuple[int, dict[int, int]]] = deque()
         self._mis_keyed_logged = 0.0
+        self._outgoing: list[list[RoutedPayment]] = [[] for _ in range(shards)]
 
     def assigned(self, partitions: list[int]) -> None:
         for partition in partitions:
@@ -95,7 +96,7 @@ class Repartitioner:
             return
         if not keyed_by_card(message, routed):
             self._mis_keyed(routed)
-        self.records.send(self._ticket, self.by_card_topic, encode(routed), routed.customer_id.encode("utf-8"))
+        self._outgoing[shard_of(routed.customer_id, self.shards)].append(routed)
         self.counts.forwarded += 1
         if state.event_us is None or routed.event_us > state.event_us:
             state.event_us = routed.event_us
@@ -106,7 +107,13 @@ class Repartitioner:
             state.end_since = time.monotonic()
 
     def flush(self) -> None:
-        """Send the watermarks that moved (or are due again), and close this round's ticket."""
+        """Send this round's payments, a batch per card-keyed partition, then the watermarks that moved (or
+        are due again) after them, and close the round's ticket."""
+        for shard, payments in enumerate(self._outgoing):
+            for start in range(0, len(payments), MAX_BATCH):
+                value = encode(PaymentBatch(payments[start : start + MAX_BATCH]))
+                self.records.send(self._ticket, self.by_card_topic, value, partition=shard)
+        self._outgoing = [[] for _ in range(self.shards)]
         now = time.monotonic()
         for partition, state in self._inputs.items():
             idle = state.end_since is not None and now - state.end_since >= self.max_idle_s

@@ -35,7 +35,7 @@ from payment_platform.stream.event_time import EventTimeMerge, LabelProgress
 from payment_platform.stream.faults import crash_point
 from payment_platform.stream.intake import DeadLetter, keyed_by_card, label_of, now_us, payment_of
 from payment_platform.stream.model_source import ModelSource
-from payment_platform.stream.records import RoutedPayment, decode
+from payment_platform.stream.records import PaymentBatch, decode
 from payment_platform.stream.repartition import Repartitioner
 from payment_platform.stream.shared_watermark import SharedWatermark
 from payment_platform.stream.sink import ScoreSink, WriteOutcome
@@ -176,11 +176,12 @@ class PaymentScorer:
                 records += 1
                 continue  # stage one: no cut needed for it
             elif self.repartitioner is not None:
-                record = decode(message.value())  # our own topic: a payment or a watermark
-                if isinstance(record, RoutedPayment):
-                    self.merge.add(partition, offset, record)
-                    records += 1
-                    added += 1
+                record = decode(message.value())  # our own topic: payments or a watermark
+                if isinstance(record, PaymentBatch):
+                    for routed in record.payments:
+                        self.merge.add(partition, offset, routed)
+                    records += len(record.payments)
+                    added += len(record.payments)
                 else:
                     self.merge.watermark(partition, offset, record)
             else:
@@ -209,7 +210,7 @@ class PaymentScorer:
             self._stage_one_invalid = counts.dead_lettered
             self.stats.mis_keyed = counts.mis_keyed
         if added:
-            crash_point("consumed")
+            crash_point("consumed", added)
         return records
 
     def _read(self, call: Callable[[], T], what: str) -> T:
