@@ -69,7 +69,7 @@ def send(broker: FakeBroker, frame_days: int = 3, cards: int = 100, invalid: int
 
 
 def rows(scorer: PaymentScorer) -> dict[str, tuple[str, str]]:
-    with scorer.engine.connect() as conn:
+    with scorer.sink.engine.connect() as conn:
         return {
             r[0]: (r[1], r[2])
             for r in conn.execute(sa.text("SELECT transaction_id, model_version, status FROM scored_transactions"))

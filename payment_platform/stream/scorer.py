@@ -3,12 +3,12 @@
 consume → (stage one) validate and re-key payments by card → (stage two) validate labels, merge payments
 in event time → featurise → decide → hand off to the sink → commit.
 
-One consumer in the scorer group reads three topics: the payments (stage one forwards those of the input
-partitions it owns, `repartition.py`), the card-keyed payments (stage two scores the shards it owns,
-`event_time.py`, `batches.py`) and the labels. The sink (`sink.py`) writes a batch while the next is
-scored; offsets are committed here, on the consumer's own thread (the Kafka client serves one call at a
-time: a commit from another thread starves behind consume() and deadlocks a rebalance), and only once
-what they cover is durable.
+One consumer in the scorer group reads three topics (`routing.py` hands each message to its stage): the
+payments (stage one forwards those of the input partitions it owns, `repartition.py`), the card-keyed
+payments (stage two scores the shards it owns, `event_time.py`, `batches.py`) and the labels. The sink
+(`sink.py`) owns the score store and writes a batch while the next is scored; offsets are committed here,
+on the consumer's own thread (the Kafka client serves one call at a time: a commit from another thread
+starves behind consume() and deadlocks a rebalance), and only once what they cover is durable.
 """
 
 from __future__ import annotations
@@ -19,31 +19,33 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from payment_platform.features import OnlineFeatures
 from payment_platform.features.definitions import CARD_REACH_MS
 from payment_platform.features.terminal_feed import TerminalFeed
-from payment_platform.store.errors import with_retries
-from payment_platform.store.stream_state import card_history, newest_event_us, orphan_labels, stored_payments
+from payment_platform.store.stream_state import (
+    card_history,
+    newest_event_us,
+    orphan_labels,
+    read_progress,
+    stored_payments,
+)
 from payment_platform.store.terminal_feed import StoreTerminalSource
 from payment_platform.stream.batches import BatchMaker
 from payment_platform.stream.config import ScorerConfig
 from payment_platform.stream.event_time import EventTimeMerge, LabelProgress
 from payment_platform.stream.faults import crash_point
-from payment_platform.stream.intake import DeadLetter, keyed_by_card, label_of, now_us, payment_of
+from payment_platform.stream.intake import now_us
 from payment_platform.stream.model_source import ModelSource
-from payment_platform.stream.records import PaymentBatch, decode
 from payment_platform.stream.repartition import Repartitioner
+from payment_platform.stream.routing import Router
 from payment_platform.stream.shared_watermark import SharedWatermark
 from payment_platform.stream.sink import ScoreSink, WriteOutcome
 from payment_platform.stream.stats import ScorerStats
-from payment_platform.stream.validation import Label
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def _names(partitions: list[TopicPartition]) -> str:
@@ -73,36 +75,31 @@ class PaymentScorer:
         # The card-keyed topic is the platform's own: a broker that lost its topics (the embedded one keeps
         # them in memory) gets it back from this as soon as the group has re-formed.
         self.ensure_internal_topic = ensure_internal_topic
-        self.engine = sink.writer.engine
         self.stats = ScorerStats()
         self.features = OnlineFeatures()
         self.merge = EventTimeMerge(inputs, config.repartition, config.max_idle_ms, config.max_buffered)
         self.label_progress = LabelProgress()
-        self._should_stop: Callable[[], bool] = lambda: False
+        self.router = Router(config, consumer, self.merge, self.label_progress, repartitioner, self.stats)
+        group = config.consumer_group
         self.watermark = SharedWatermark(
-            self.engine,
-            config.consumer_group,
+            lambda: sink.read(lambda engine: read_progress(engine, group), "reading the group's progress"),
             config.shard_topic,
             shards,
             config.labels_topic,
             label_partitions,
-            read=self._read,
         )
+        terminals = StoreTerminalSource(sink.engine, retry=lambda call, what: sink.read(lambda _: call(), what))
         self.batches = BatchMaker(
             config,
             self.features,
-            TerminalFeed(self.features.terminals, StoreTerminalSource(self.engine, retry=self._read)),
+            TerminalFeed(self.features.terminals, terminals),
             self.watermark,
             models,
-            lambda ids: self._read(lambda: stored_payments(self.engine, ids), "looking up stored payments"),
+            lambda ids: sink.read(lambda engine: stored_payments(engine, ids), "looking up stored payments"),
             self.stats,
         )
-        self._labels: list[tuple[int, Label]] = []
-        self._dead_letters: list[DeadLetter] = []
-        self._dirty = False  # something consumed since the last cut
         self._last_cut = 0.0
         self._status_at = 0.0
-        self._stage_one_invalid = 0
         self._assigned_at: float | None = None
         self._stopped = threading.Event()
 
@@ -115,7 +112,7 @@ class PaymentScorer:
         on_progress: Callable[[ScorerStats], None] | None = None,
     ) -> ScorerStats:
         """Score until stopped, `max_messages` payments handled or `idle_timeout_s` without a message."""
-        self.sink.should_stop = self._should_stop = should_stop
+        self.sink.should_stop = should_stop
         watch = threading.Thread(target=self._watch_orphans, name="orphan-labels", daemon=True)
         watch.start()
         topics = [self.config.shard_topic, self.config.labels_topic]
@@ -128,7 +125,7 @@ class PaymentScorer:
                 if max_messages is not None and self.stats.handled >= max_messages and not self.sink.busy:
                     break
                 messages = self.consumer.consume(self.config.batch_size, self.config.poll_timeout_s)
-                if self._route(messages):
+                if self.router.route(messages):
                     last_record = time.monotonic()
                 self._cut()
                 self._commit(self.repartitioner.committable() if self.repartitioner else [])
@@ -146,77 +143,6 @@ class PaymentScorer:
             self._close()
         return self.stats
 
-    # --- routing ------------------------------------------------------------------------------------
-
-    def _route(self, messages: list[Message]) -> int:
-        """Hand each message to its stage; the number of payments and labels among them."""
-        now = now_us()
-        records = added = 0
-        config = self.config
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self._consumer_error(message, error)
-                continue
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            if topic == config.labels_topic:
-                label = label_of(message, now)
-                if isinstance(label, DeadLetter):
-                    self._dead_letters.append(label)
-                    self.stats.invalid += 1
-                    self.label_progress.consumed(partition, offset, None)
-                else:
-                    self._labels.append((partition, label))
-                    self.stats.labels += 1
-                    self.label_progress.consumed(partition, offset, label.labelled_us)
-                records += 1
-            elif self.repartitioner is not None and topic == config.payment_topic:
-                self.repartitioner.take(message, now)
-                self.stats.consumed += 1
-                records += 1
-                continue  # stage one: no cut needed for it
-            elif self.repartitioner is not None:
-                record = decode(message.value())  # our own topic: payments or a watermark
-                if isinstance(record, PaymentBatch):
-                    for routed in record.payments:
-                        self.merge.add(partition, offset, routed)
-                    records += len(record.payments)
-                    added += len(record.payments)
-                else:
-                    self.merge.watermark(partition, offset, record)
-            else:
-                routed = payment_of(message, now)
-                self.stats.consumed += 1
-                records += 1
-                if isinstance(routed, DeadLetter):
-                    self._dead_letters.append(routed)
-                    self.stats.invalid += 1
-                    self.merge.skipped(partition, offset)
-                    continue
-                if not keyed_by_card(message, routed):
-                    self.stats.mis_keyed += 1
-                self.merge.add(partition, offset, routed)
-                added += 1
-            self._dirty = True
-        if self.repartitioner is not None:
-            self.repartitioner.flush()
-            pause, resume = self.repartitioner.to_pause()
-            if pause:
-                self.consumer.pause([TopicPartition(config.payment_topic, p) for p in pause])
-            if resume:
-                self.consumer.resume([TopicPartition(config.payment_topic, p) for p in resume])
-            counts = self.repartitioner.counts
-            self.stats.invalid += counts.dead_lettered - self._stage_one_invalid
-            self._stage_one_invalid = counts.dead_lettered
-            self.stats.mis_keyed = counts.mis_keyed
-        if added:
-            crash_point("consumed", added)
-        return records
-
-    def _read(self, call: Callable[[], T], what: str) -> T:
-        """A read of the score store that rides out an outage (the loop then waits, offsets held)."""
-        return with_retries(call, what, self._should_stop, self.engine.dispose)
-
     def _watch_orphans(self) -> None:
         """Count, every few minutes, the labels whose payment has not come within a week of their labelled_at
         (over the last 90 days): shown in the progress line and the scorer's health row."""
@@ -224,25 +150,8 @@ class PaymentScorer:
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             with contextlib.suppress(Exception):  # informative only: an outage is reported by the writes
                 self.stats.orphan_labels = orphan_labels(
-                    self.engine, now - dt.timedelta(days=90), now - dt.timedelta(days=7)
+                    self.sink.engine, now - dt.timedelta(days=90), now - dt.timedelta(days=7)
                 )
-
-    def _consumer_error(self, message: Message, error: KafkaError) -> None:
-        if error.code() == KafkaError._PARTITION_EOF:
-            topic, partition = message.topic(), message.partition()
-            if topic == self.config.labels_topic:
-                self.label_progress.at_end(partition, now_us())
-                self._dirty = True
-            elif self.repartitioner is not None and topic == self.config.payment_topic:
-                self.repartitioner.at_end(partition)
-            else:
-                self.merge.at_end(partition)
-                self._dirty = True
-            return
-        if error.retriable() or not error.fatal():
-            logger.warning("consumer error (will retry): %s", error.str())
-            return
-        raise RuntimeError(f"fatal Kafka consumer error: {error.str()}")
 
     # --- batches ------------------------------------------------------------------------------------
 
@@ -252,13 +161,14 @@ class PaymentScorer:
             self._written(outcome)
         now = time.monotonic()
         heartbeat = now - self._last_cut >= self.config.heartbeat_s
-        if not (self._dirty or self.merge.buffered or heartbeat):
+        router = self.router
+        if not (router.dirty or self.merge.buffered or heartbeat):
             return
-        batch = self.batches.cut(self.merge, self.label_progress, self._labels, self._dead_letters, now_us())
+        batch = self.batches.cut(self.merge, self.label_progress, router.labels, router.dead_letters, now_us())
         nothing = not (len(batch.scored) or batch.labels or batch.dead_letters or batch.republish)
-        if nothing and not heartbeat and not self._dirty:
+        if nothing and not heartbeat and not router.dirty:
             return
-        self._labels, self._dead_letters, self._dirty = [], [], False
+        router.take()
         self._last_cut = now
         batch.offsets = self._offsets()
         if now - self._status_at >= self.config.progress_interval_s:
@@ -361,12 +271,12 @@ class PaymentScorer:
         """Rebuild the cards of a newly assigned shard from the score store: the first payment after a
         restart or rebalance gets the features an uninterrupted scorer would give it."""
         started = time.monotonic()
-        newest = self._read(lambda: newest_event_us(self.engine, shard), f"restoring shard {shard}")
+        newest = self.sink.read(lambda engine: newest_event_us(engine, shard), f"restoring shard {shard}")
         state = self.features.cards(shard)
         if newest is None:
             return
         since = newest - (CARD_REACH_MS + 2 * self.features.allowed_lateness_ms) * 1_000
-        history = self._read(lambda: card_history(self.engine, shard, since), f"restoring shard {shard}")
+        history = self.sink.read(lambda engine: card_history(engine, shard, since), f"restoring shard {shard}")
         state.add(history.cards, history.t_ms.tolist(), history.cents.tolist())
         logger.info(
             "cards of shard %d restored from %s stored payments in %.1fs: %s cards",
@@ -400,8 +310,8 @@ class PaymentScorer:
             self.stats.buffered = self.merge.buffered
             self.consumer.close()
             with contextlib.suppress(Exception):  # best effort: the health row says it stopped
-                self.sink.writer.write([], status=self.stats.status_row(self.config.consumer_group, running=False))
-            self.sink.writer.close()
+                self.sink.write_status(self.stats.status_row(self.config.consumer_group, running=False))
+            self.sink.close_store()
             logger.info("scorer stopped: %s", self.stats.summary())
 
     def consumer_lag(self) -> int | None:

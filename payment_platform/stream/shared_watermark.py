@@ -16,9 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import sqlalchemy as sa
-
-from payment_platform.store.stream_state import read_progress
 from payment_platform.store.writer import Progress
 from payment_platform.stream.event_time import NEVER
 
@@ -28,18 +25,14 @@ class SharedWatermark:
 
     def __init__(
         self,
-        engine: sa.Engine,
-        consumer_group: str,
+        read_progress: Callable[[], Progress],
         shard_topic: str,
         shards: int,
         labels_topic: str,
         label_partitions: int,
-        read: Callable[[Callable[[], Progress], str], Progress] = lambda call, what: call(),
         refresh_s: float = 0.05,
     ) -> None:
-        self.engine = engine
-        self.read = read  # how a read rides out a database outage
-        self.consumer_group = consumer_group
+        self.read_progress = read_progress  # the group's progress as stored (riding out an outage)
         self.shard_topic = shard_topic
         self.labels_topic = labels_topic
         self.shard_keys = [(shard_topic, p) for p in range(shards)]
@@ -51,7 +44,7 @@ class SharedWatermark:
 
     def take_over(self, keys: list[tuple[str, int]]) -> None:
         """Partitions newly assigned: they start where their previous owner had written."""
-        stored = self.read(lambda: read_progress(self.engine, self.consumer_group), "reading the group's progress")
+        stored = self.read_progress()
         for key in keys:
             self.own[key] = max(self.own.get(key, NEVER), stored.get(key, NEVER))
 
@@ -81,7 +74,5 @@ class SharedWatermark:
     def _refresh(self) -> None:
         now = time.monotonic()
         if now - self._read_at >= self.refresh_s:
-            self._others = self.read(
-                lambda: read_progress(self.engine, self.consumer_group), "reading the group's progress"
-            )
+            self._others = self.read_progress()
             self._read_at = now

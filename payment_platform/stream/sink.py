@@ -9,6 +9,9 @@ the order that makes a crash anywhere safe (quix-streams' checkpoint order):
 A crash before 4 replays the batch: its stored rows are found again and their decisions sent again,
 identical. A database error is retried with backoff when it can pass (a lock, a lost connection) and
 stops the scorer in one line when it cannot (a privilege, the schema), commits held either way.
+
+The sink owns the score store: the reads the scorer needs (cards to restore, stored payments, the group's
+progress, terminal history) go through `read`, with the same retry policy as the writes.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
+import sqlalchemy as sa
 from confluent_kafka import Producer, TopicPartition
 
 from payment_platform.features.definitions import amount_cents
@@ -34,6 +39,7 @@ from payment_platform.stream.intake import CONFLICT, DeadLetter, routed_dead_let
 from payment_platform.stream.records import RoutedPayment
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -83,6 +89,18 @@ class ScoreSink:
         self._pending: Future[WriteOutcome] | None = None
 
     @property
+    def engine(self) -> sa.Engine:
+        return self.writer.engine
+
+    def read(self, call: Callable[[sa.Engine], T], what: str) -> T:
+        """A read of the score store that rides out an outage (the loop then waits, offsets held)."""
+        return with_retries(lambda: call(self.engine), what, self.should_stop, self.engine.dispose)
+
+    def write_status(self, status: dict[str, object]) -> None:
+        """The scorer's health row alone, once (at a stop: best effort, no retry)."""
+        self.writer.write([], status=status)
+
+    @property
     def busy(self) -> bool:
         return self._pending is not None and not self._pending.done()
 
@@ -125,6 +143,9 @@ class ScoreSink:
             self.records.send(ticket, self.dlq_topic, letter.value, letter.key, letter.headers)
         self.records.wait(ticket, self.should_stop)
         return WriteOutcome(batch, inserted, lost, decisions, len(dead_letters))
+
+    def close_store(self) -> None:
+        self.writer.close()
 
     def _store(self, batch: WriteBatch) -> int:
         """The database transaction, retried while the failure can pass."""
