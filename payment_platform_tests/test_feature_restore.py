@@ -21,9 +21,10 @@ from payment_platform.features.parity import horizons_us, release_batches
 from payment_platform.features.terminal_feed import TerminalFeed
 from payment_platform.store.database import connect_store
 from payment_platform.store.event_time import datetime_of
+from payment_platform.store.rows import LabelRow, ScoredBatch
 from payment_platform.store.stream_state import card_history
 from payment_platform.store.terminal_feed import StoreTerminalSource
-from payment_platform.store.writer import LabelRow, ScoredBatch, ScoreWriter
+from payment_platform.store.writer import ScoreWriter
 from payment_platform.world import World
 
 SHARDS = 4

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from payment_platform.store.database import StoreUnavailable, connect_store
 from payment_platform.store.event_time import epoch_us_of
 from payment_platform.store.reports import build_daily_report, save_daily_report
+from payment_platform.store.rows import SCORED_COLUMNS, LabelRow, ScoredBatch, us_to_datetimes
 from payment_platform.store.stream_state import card_history, newest_event_us, read_progress, stored_payments
 from payment_platform.store.tables import (
     daily_scoring_reports,
@@ -23,7 +24,7 @@ from payment_platform.store.tables import (
     scorer_status,
     transaction_labels,
 )
-from payment_platform.store.writer import SCORED_COLUMNS, LabelRow, ScoredBatch, ScoreWriter, us_to_datetimes
+from payment_platform.store.writer import ScoreWriter
 
 DAY = dt.date(2026, 3, 1)
 NOON = dt.datetime(2026, 3, 1, 12, 0)

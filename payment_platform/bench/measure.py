@@ -17,7 +17,7 @@ from confluent_kafka import TopicPartition
 
 from payment_platform.features import FEATURE_NAMES, FeatureState
 from payment_platform.kafka.clients import scorer_consumer
-from payment_platform.store.writer import SCORED_COLUMNS
+from payment_platform.store.rows import SCORED_COLUMNS
 from payment_platform.stream.decisions import DecisionPolicy, decide, evaluate_rules
 from payment_platform.stream.model_source import ScoringModel
 from payment_platform.stream.validation import InvalidMessage, parse_payment

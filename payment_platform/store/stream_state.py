@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from payment_platform.store import driver
 from payment_platform.store.driver import uses_pymysql
 from payment_platform.store.event_time import EpochMicros, datetime_of
+from payment_platform.store.rows import Progress
 from payment_platform.store.tables import label_events, scored_transactions, stream_progress
-from payment_platform.store.writer import Progress
 
 _CHUNK = 5_000
 

@@ -27,8 +27,8 @@ from payment_platform.features.labels import LabelEvent
 from payment_platform.features.parity import horizons_us
 from payment_platform.features.terminal_feed import TerminalFeed
 from payment_platform.store.event_time import datetime_of
+from payment_platform.store.rows import LabelRow, ScoredBatch
 from payment_platform.store.stream_state import StoredPayment
-from payment_platform.store.writer import LabelRow, ScoredBatch
 from payment_platform.stream.config import ScorerConfig
 from payment_platform.stream.decisions import score_and_decide
 from payment_platform.stream.duplicates import deduplicate

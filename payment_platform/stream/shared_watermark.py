@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from payment_platform.store.writer import Progress
+from payment_platform.store.rows import Progress
 from payment_platform.stream.event_time import NEVER
 
 

@@ -31,8 +31,9 @@ from payment_platform.features.definitions import amount_cents
 from payment_platform.kafka.delivery import DeliveryTracker
 from payment_platform.store.errors import with_retries
 from payment_platform.store.event_time import epoch_us_of
+from payment_platform.store.rows import LabelRow, Progress, ScoredBatch
 from payment_platform.store.stream_state import StoredPayment, stored_payments
-from payment_platform.store.writer import LabelRow, Progress, ScoredBatch, ScoreWriter
+from payment_platform.store.writer import ScoreWriter
 from payment_platform.stream.decisions import decision_message, iso_z
 from payment_platform.stream.faults import crash_point
 from payment_platform.stream.intake import CONFLICT, DeadLetter, routed_dead_letter

@@ -609,7 +609,7 @@ def write_day(
     home: Path, day: dt.date, scores: list[float], labels: list[bool | None], versions: list[str] | str
 ) -> None:
     """A day of scored payments, each by the given model version, with the labels that came back."""
-    from payment_platform.store.writer import LabelRow
+    from payment_platform.store.rows import LabelRow
 
     versions = [versions] * len(scores) if isinstance(versions, str) else versions
     rows = scored_day(day, scores, labels, versions)
