@@ -671,6 +671,8 @@ def init_script_names(mysql_server_url: str) -> Iterator[dict[str, str]]:
         "DAGSTER_MYSQL_DB": f"pp_init_{suffix}_dagster",
         "DAGSTER_MYSQL_USER": f"pp_dagster_{suffix}",
         "DAGSTER_MYSQL_PASSWORD": "dag\"ster'pw",
+        "PAYMENT_CONSOLE_DB_USER": f"pp_console_{suffix}",
+        "PAYMENT_CONSOLE_DB_PASSWORD": "con'sole\\-$(z)",
     }
     try:
         yield names
@@ -678,7 +680,7 @@ def init_script_names(mysql_server_url: str) -> Iterator[dict[str, str]]:
         with admin_connection(mysql_server_url) as conn, conn.cursor() as cur:
             for db in (names["PAYMENT_DB_NAME"], names["DAGSTER_MYSQL_DB"]):
                 cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
-            for user in (names["PAYMENT_DB_USER"], names["DAGSTER_MYSQL_USER"]):
+            for user in (names["PAYMENT_DB_USER"], names["DAGSTER_MYSQL_USER"], names["PAYMENT_CONSOLE_DB_USER"]):
                 cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
 
 
@@ -718,6 +720,7 @@ def test_mysql_init_script_creates_least_privilege_users(
     subprocess.run(["bash", "-c", shim], env=env, check=True, capture_output=True, timeout=60)
     sql = captured.read_text()
     assert init_script_names["PAYMENT_DB_PASSWORD"] not in sql  # only ever as an escaped literal
+    assert init_script_names["PAYMENT_CONSOLE_DB_PASSWORD"] not in sql
 
     with (
         admin_connection(mysql_server_url, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS) as conn,
@@ -746,6 +749,19 @@ def test_mysql_init_script_creates_least_privilege_users(
         assert denied(scorer, "ALTER TABLE scored ADD COLUMN extra INT")
         assert denied(scorer, f"GRANT SELECT ON `{payments}`.* TO '{init_script_names['DAGSTER_MYSQL_USER']}'@'%'")
         assert denied(scorer, f"CREATE TABLE `{dagster}`.intruder (id INT)")
+
+    console = admin_connection(
+        mysql_server_url,
+        user=init_script_names["PAYMENT_CONSOLE_DB_USER"],
+        password=init_script_names["PAYMENT_CONSOLE_DB_PASSWORD"],
+        database=payments,
+    )
+    with console, console.cursor() as cur:  # reads decisions, keeps its reviews; no more
+        cur.execute("SELECT COUNT(*) FROM scored")
+        cur.execute("CREATE TABLE reviews_probe (id INT)")
+        cur.execute("INSERT INTO reviews_probe VALUES (1)")
+        assert denied(console, "DROP TABLE scored")
+        assert denied(console, f"CREATE TABLE `{dagster}`.intruder (id INT)")
 
     dagster_user = admin_connection(
         mysql_server_url,
