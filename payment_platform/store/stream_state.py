@@ -8,8 +8,9 @@ write), so a scorer that starts, restarts or takes over partitions rebuilds it f
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -52,57 +53,30 @@ def stored_payments(engine: sa.Engine, transaction_ids: Collection[str]) -> dict
     t = scored_transactions.c
     ids = sorted(set(transaction_ids))
     found: dict[str, StoredPayment] = {}
-    if uses_pymysql(engine):
-        for start in range(0, len(ids), _CHUNK):
-            for tx, card, terminal, amount, currency, event_us, score, status, reasons, model, at, shard in driver.rows(
-                engine, _STORED_SQL, (ids[start : start + _CHUNK],)
-            ):
-                found[tx] = StoredPayment(
-                    card,
-                    terminal,
-                    round(amount * 100),
-                    currency,
-                    int(event_us),
-                    score,
-                    status,
-                    reasons,
-                    model,
-                    at,
-                    shard,
-                )
-        return found
-    with engine.connect() as conn:
-        for start in range(0, len(ids), _CHUNK):
-            rows = conn.execute(
-                sa.select(
-                    t.transaction_id,
-                    t.customer_id,
-                    t.terminal_id,
-                    t.amount,
-                    t.currency,
-                    EpochMicros(t.event_time),
-                    t.score,
-                    t.status,
-                    t.reasons,
-                    t.model_version,
-                    t.scored_at,
-                    t.shard,
-                ).where(t.transaction_id.in_(ids[start : start + _CHUNK]))
-            )
-            for tx, card, terminal, amount, currency, event_us, score, status, reasons, model, at, shard in rows:
-                found[tx] = StoredPayment(
-                    card,
-                    terminal,
-                    round(amount * 100),
-                    currency,
-                    int(event_us),
-                    score,
-                    status,
-                    reasons,
-                    model,
-                    at,
-                    shard,
-                )
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        if uses_pymysql(engine):
+            rows: Iterable[Sequence[Any]] = driver.rows(engine, _STORED_SQL, (chunk,))
+        else:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(
+                        t.transaction_id,
+                        t.customer_id,
+                        t.terminal_id,
+                        t.amount,
+                        t.currency,
+                        EpochMicros(t.event_time),
+                        t.score,
+                        t.status,
+                        t.reasons,
+                        t.model_version,
+                        t.scored_at,
+                        t.shard,
+                    ).where(t.transaction_id.in_(chunk))
+                ).all()
+        for tx, card, terminal, amount, currency, event_us, *decided in rows:
+            found[tx] = StoredPayment(card, terminal, round(amount * 100), currency, int(event_us), *decided)
     return found
 
 
