@@ -42,6 +42,12 @@ setup(
             "packaging>=23,<27",
             "PyYAML>=6,<7",
             "ruff>=0.6,<0.18",
+            # `mypy payment_platform` (.ci/run), with the stubs of the libraries that ship no types of their own.
+            "mypy>=2.4,<3",
+            "pandas-stubs>=2.2,<4",
+            "scipy-stubs>=1.14,<2",
+            "types-PyMySQL>=1.1,<2",
+            "types-tqdm>=4.66,<5",
             "playwright>=1.45,<2",  # the console's browser tests, driving the system's Chromium
         ],
     },

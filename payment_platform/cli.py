@@ -254,7 +254,11 @@ def command_replay(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from None
     feed = _feed(settings, args.label_delay_days)
     with tqdm(total=len(frame), unit="payment", desc="replay", mininterval=1, file=sys.stderr) as bar:
-        sent = replay(feed, frame, rate=args.rate, on_progress=lambda n: bar.update(n - bar.n))
+
+        def progress(done: int) -> None:
+            bar.update(done - bar.n)
+
+        sent = replay(feed, frame, rate=args.rate, on_progress=progress)
     print(f"replayed {sent:,} payments and {feed.labels_sent:,} labels from {args.file}", file=sys.stderr)
     return 0
 

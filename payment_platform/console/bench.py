@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -349,8 +350,9 @@ class _LiveWriter:
                     n, end=now, span=dt.timedelta(seconds=1), seed=10_000 + second, id_prefix=f"live{second:07d}-"
                 )
                 frame["scored_at"] = now
+                rows = cast("list[dict[str, Any]]", frame[SCORED_COLUMNS].to_dict("records"))  # columns named by str
                 with self.engine.begin() as conn:
-                    conn.execute(scored_transactions.insert(), frame[SCORED_COLUMNS].to_dict("records"))
+                    conn.execute(scored_transactions.insert(), rows)
                 self.written += n
             second += 1
             self._stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))

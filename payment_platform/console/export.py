@@ -96,6 +96,7 @@ def _chunk_query(selection: ExportFilter, after: tuple[dt.datetime, int] | int |
         conditions.append(t.event_time >= selection.since)
     if selection.until is not None:
         conditions.append(t.event_time < selection.until)
+    order: tuple[sa.UnaryExpression[object], ...]
     if selection.by_event_time:
         if isinstance(after, tuple):
             last_time, last_id = after

@@ -389,7 +389,21 @@ def high_risk_payments(
         .order_by(t.score.desc(), t.id.desc())
         .limit(limit)
     )
-    return [HighRiskPayment(*r[:3], float(r.amount), *r[4:]) for r in rows]
+    return [
+        HighRiskPayment(
+            r.transaction_id,
+            r.customer_id,
+            r.terminal_id,
+            float(r.amount),
+            r.currency,
+            r.event_time,
+            r.scored_at,
+            r.score,
+            r.status,
+            r.reasons,
+        )
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -166,10 +166,11 @@ def merge_add(
         return
     add, greatest, least = list(add), list(greatest), list(least)
     dialect = conn.dialect.name
+    statement: sa.Insert
     if dialect in MYSQL_DIALECTS:
-        insert = mysql.insert(table)
-        new = insert.inserted
-        statement = insert.on_duplicate_key_update(
+        mysql_insert = mysql.insert(table)
+        new = mysql_insert.inserted
+        statement = mysql_insert.on_duplicate_key_update(
             {
                 **{c: table.c[c] + new[c] for c in add},
                 **{c: sa.func.greatest(table.c[c], new[c]) for c in greatest},
@@ -177,9 +178,9 @@ def merge_add(
             }
         )
     elif dialect == "sqlite":
-        insert = sqlite.insert(table)
-        new = insert.excluded
-        statement = insert.on_conflict_do_update(
+        sqlite_insert = sqlite.insert(table)
+        new = sqlite_insert.excluded
+        statement = sqlite_insert.on_conflict_do_update(
             index_elements=[c.name for c in table.primary_key.columns],
             set_={
                 **{c: table.c[c] + new[c] for c in add},
@@ -217,12 +218,14 @@ def merge_replace(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[s
     keys = {c.name for c in table.primary_key.columns}
     others = [c.name for c in table.columns if c.name not in keys]
     if conn.dialect.name in MYSQL_DIALECTS:
-        insert = mysql.insert(table).values(list(rows))
-        conn.execute(insert.on_duplicate_key_update({c: insert.inserted[c] for c in others}))
+        mysql_insert = mysql.insert(table).values(list(rows))
+        conn.execute(mysql_insert.on_duplicate_key_update({c: mysql_insert.inserted[c] for c in others}))
     elif conn.dialect.name == "sqlite":
-        insert = sqlite.insert(table).values(list(rows))
+        sqlite_insert = sqlite.insert(table).values(list(rows))
         conn.execute(
-            insert.on_conflict_do_update(index_elements=sorted(keys), set_={c: insert.excluded[c] for c in others})
+            sqlite_insert.on_conflict_do_update(
+                index_elements=sorted(keys), set_={c: sqlite_insert.excluded[c] for c in others}
+            )
         )
     else:
         raise NotImplementedError(f"the console supports MySQL/MariaDB and SQLite, not {conn.dialect.name}")

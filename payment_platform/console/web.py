@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -150,7 +150,7 @@ def build_app(console: Console, pages: Sequence[Page]) -> Starlette:
     """The Starlette app serving `pages` and the package's static assets; starts and stops the maintenance."""
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette):  # type: ignore[no-untyped-def]
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if console.maintenance is not None:
             console.maintenance.start()
         try:

@@ -58,12 +58,12 @@ def transaction_history(
         }
     )
     band = f"[{config.min_fraud_rate:.2%}, {config.max_fraud_rate:.2%}]"
-    for day, rate in rates.items():
+    for partition, rate in rates.items():
         passed = config.min_fraud_rate <= rate <= config.max_fraud_rate
         yield dg.AssetCheckEvaluation(
             asset_key=FRAUD_RATE_CHECK_SPEC.asset_key,
             check_name=HISTORY_FRAUD_RATE_CHECK,
-            partition=day,
+            partition=partition,
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR,
             description=f"fraud rate {rate:.2%} {'within' if passed else 'outside'} {band}",

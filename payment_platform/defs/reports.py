@@ -24,7 +24,8 @@ def daily_scoring_report(context: dg.AssetExecutionContext, score_store: ScoreSt
         save_daily_report(engine, report)
     finally:
         engine.dispose()
-    metadata = {k: v for k, v in report.as_dict().items() if k != "day" and v is not None}
+    # The day is the partition itself; a figure not known yet (the fraud rate before any label) is left out.
+    metadata = {k: v for k, v in report.as_dict().items() if k != "day" and isinstance(v, int | float)}
     return dg.MaterializeResult(metadata=metadata)
 
 

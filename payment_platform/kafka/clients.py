@@ -24,7 +24,7 @@ def _silent_errors(_: Any) -> None:
 
 
 def admin_client(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "error_cb": _silent_errors})
+    return AdminClient({"bootstrap.servers": bootstrap}, error_cb=_silent_errors)
 
 
 def check_broker(bootstrap: str, timeout_s: float = 10.0) -> None:

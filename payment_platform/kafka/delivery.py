@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from payment_platform.kafka.messages import position
+
 logger = logging.getLogger(__name__)
 
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
-Header = tuple[str, bytes]
+# A record header as the client takes it; a delivery report may give a record's headers back as a dict.
+Header = tuple[str, str | bytes | None]
+Headers = list[Header] | dict[str, str | bytes | None]
 
 
 class DeliveryStopped(RuntimeError):
@@ -103,8 +107,8 @@ class DeliveryTracker:
             due = [item for item in self._retry if item[0] <= now]
             self._retry = [item for item in self._retry if item[0] > now]
             for _, state, message in due:
-                headers = message.headers()
-                self._produce(state, message.topic(), message.value(), message.key(), headers, message.partition())
+                topic, partition, _ = position(message)
+                self._produce(state, topic, message.value(), message.key(), message.headers(), partition)
 
     def wait(self, ticket: int, should_stop: Callable[[], bool]) -> None:
         """Until every record of the ticket is delivered; raises DeliveryStopped if asked to stop first."""
@@ -141,7 +145,7 @@ class DeliveryTracker:
         topic: str,
         value: bytes | None,
         key: bytes | None,
-        headers: list[Header] | None,
+        headers: Headers | None,
         partition: int | None,
     ) -> None:
         while True:

@@ -173,9 +173,7 @@ def create_tables(engine: sa.Engine) -> None:
     if "shard" not in columns:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE scored_transactions ADD COLUMN shard SMALLINT"))
-            next(
-                i for i in ScoredTransaction.__table__.indexes if i.name == "ix_scored_transactions_shard_time"
-            ).create(conn)
+            next(i for i in scored_transactions.indexes if i.name == "ix_scored_transactions_shard_time").create(conn)
 
 
 class DailyScoringReport(Base):

@@ -63,6 +63,12 @@ class ScoreWriter:
         self._spool: Path | None = spool_path() if self._driver_batches else None
         if self._spool is not None and not self._load_data_works():
             self._close_spool()
+        # The statements of either dialect: MySQL's INSERT IGNORE / ON DUPLICATE KEY, SQLite's ON CONFLICT.
+        self._insert_scored: sa.Insert
+        self._insert_label_event: sa.Insert
+        self._refresh_latest: sa.Insert
+        self._upsert_progress: sa.Insert
+        self._upsert_status: sa.Insert
         if dialect in ("mysql", "mariadb"):
             self._insert_scored = mysql.insert(scored_transactions).prefix_with("IGNORE")
             self._insert_label_event = mysql.insert(label_events).prefix_with("IGNORE")

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 from confluent_kafka import Message
 
+from payment_platform.kafka.delivery import Header
+from payment_platform.kafka.messages import position
 from payment_platform.stream.records import RoutedPayment
 from payment_platform.stream.validation import InvalidMessage, Label, parse_label, parse_payment
 
@@ -22,14 +24,14 @@ class DeadLetter(NamedTuple):
 
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]]
+    headers: list[Header]
 
 
 CONFLICT = "duplicate transaction_id with different content"
 
 
 def dead_letter(message: Message, reason: str) -> DeadLetter:
-    return _letter(message.key(), message.value(), reason, message.topic(), message.partition(), message.offset())
+    return _letter(message.key(), message.value(), reason, *position(message))
 
 
 def routed_dead_letter(routed: RoutedPayment, topic: str, reason: str) -> DeadLetter:
@@ -54,13 +56,13 @@ def now_us() -> int:
     return time.time_ns() // 1_000
 
 
-def payment_of(message: Message, now: int) -> RoutedPayment | DeadLetter:
-    """The payment of a `payments` message, or its dead letter."""
+def payment_of(message: Message, partition: int, offset: int, now: int) -> RoutedPayment | DeadLetter:
+    """The payment of a `payments` message (consumed at `partition` and `offset`), or its dead letter."""
     try:
         payment = parse_payment(message.value(), message.timestamp()[1] * 1_000, now)
     except InvalidMessage as exc:
         return dead_letter(message, str(exc))
-    return RoutedPayment.of(payment, message.partition(), message.offset(), message.key(), message.value())
+    return RoutedPayment.of(payment, partition, offset, message.key(), message.value())
 
 
 def label_of(message: Message, now: int) -> Label | DeadLetter:

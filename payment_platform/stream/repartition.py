@@ -83,13 +83,13 @@ class Repartitioner:
             self._inputs.pop(partition, None)
             self._ticket_offsets.pop(partition, None)
 
-    def take(self, message: Message, now_us: int) -> None:
-        """One consumed message of an owned input partition."""
-        state = self._inputs.setdefault(message.partition(), _Input())
+    def take(self, message: Message, partition: int, offset: int, now_us: int) -> None:
+        """One consumed message of an owned input partition, at `partition` and `offset`."""
+        state = self._inputs.setdefault(partition, _Input())
         state.end_since = None
-        state.offset = message.offset()
-        self._ticket_offsets[message.partition()] = message.offset()
-        routed = payment_of(message, now_us)
+        state.offset = offset
+        self._ticket_offsets[partition] = offset
+        routed = payment_of(message, partition, offset, now_us)
         if isinstance(routed, DeadLetter):
             self.records.send(self._ticket, self.dlq_topic, routed.value, routed.key, routed.headers)
             self.counts.dead_lettered += 1

@@ -14,6 +14,7 @@ import logging
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from payment_platform.kafka.messages import position
 from payment_platform.stream.config import ScorerConfig
 from payment_platform.stream.event_time import EventTimeMerge, LabelProgress
 from payment_platform.stream.faults import crash_point
@@ -65,7 +66,7 @@ class Router:
             if error is not None:
                 self._consumer_error(message, error)
                 continue
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            topic, partition, offset = position(message)
             if topic == config.labels_topic:
                 label = label_of(message, now)
                 if isinstance(label, DeadLetter):
@@ -78,21 +79,21 @@ class Router:
                     self.label_progress.consumed(partition, offset, label.labelled_us)
                 records += 1
             elif self.repartitioner is not None and topic == config.payment_topic:
-                self.repartitioner.take(message, now)
+                self.repartitioner.take(message, partition, offset, now)
                 stats.consumed += 1
                 records += 1
                 continue  # stage one: no batch needed for it
             elif self.repartitioner is not None:
                 record = decode(message.value())  # our own topic: payments or a watermark
                 if isinstance(record, PaymentBatch):
-                    for routed in record.payments:
-                        merge.add(partition, offset, routed)
+                    for carried in record.payments:
+                        merge.add(partition, offset, carried)
                     records += len(record.payments)
                     added += len(record.payments)
                 else:
                     merge.watermark(partition, offset, record)
             else:
-                routed = payment_of(message, now)
+                routed = payment_of(message, partition, offset, now)
                 stats.consumed += 1
                 records += 1
                 if isinstance(routed, DeadLetter):
@@ -129,7 +130,7 @@ class Router:
     def _consumer_error(self, message: Message, error: KafkaError) -> None:
         """The end of a partition moves its clock on; other errors are retried by the client or fatal."""
         if error.code() == KafkaError._PARTITION_EOF:
-            topic, partition = message.topic(), message.partition()
+            topic, partition, _ = position(message)
             if topic == self.config.labels_topic:
                 self.label_progress.at_end(partition, now_us())
                 self.dirty = True

@@ -203,10 +203,17 @@ class ScoreSink:
             )
             self.records.send(ticket, self.decisions_topic, value, key)
             sent += 1
-        for tx, row in republish:
-            times = iso_z(np.array([row.event_us, epoch_us_of(row.scored_at)], dtype=np.int64))
+        for tx, stored in republish:
+            times = iso_z(np.array([stored.event_us, epoch_us_of(stored.scored_at)], dtype=np.int64))
             key, value = decision_message(
-                tx, row.customer_id, row.status, row.score, row.reasons, row.model_version, times[0], times[1]
+                tx,
+                stored.customer_id,
+                stored.status,
+                stored.score,
+                stored.reasons,
+                stored.model_version,
+                times[0],
+                times[1],
             )
             self.records.send(ticket, self.decisions_topic, value, key)
             sent += 1

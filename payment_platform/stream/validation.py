@@ -26,7 +26,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, NamedTuple
+from typing import Annotated, NamedTuple, cast
 
 import msgspec
 import orjson
@@ -146,7 +146,7 @@ def _top_level_members(value: bytes, what: str) -> list[tuple[bytes, bytes]]:
     members: list[tuple[bytes, bytes]] = []
     state, position, key, start = _VALUE, 0, b"", 0
     while token := _JSON_TOKEN.match(value, position):
-        kind = token.lastgroup
+        kind = cast(str, token.lastgroup)  # every alternative of the pattern is a named group
         begin, position = token.start(kind), token.end()
         depth = len(stack)
         if state == _AFTER_VALUE and kind == "comma" and depth:
