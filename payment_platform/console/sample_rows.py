@@ -18,22 +18,10 @@ import pandas as pd
 
 from payment_platform.model import ModelRegistry
 from payment_platform.model.metrics import evaluate_scores
+from payment_platform.store.rows import SCORED_COLUMNS as STORED_COLUMNS
 
-SCORED_COLUMNS = [
-    "transaction_id",
-    "customer_id",
-    "terminal_id",
-    "amount",
-    "currency",
-    "event_time",
-    "score",
-    "status",
-    "reasons",
-    "model_version",
-    "scored_at",
-    "kafka_partition",
-    "kafka_offset",
-]
+# The stored columns sample rows fill: all but the card shard, which only a streaming scorer knows.
+SCORED_COLUMNS = [column for column in STORED_COLUMNS if column != "shard"]
 
 
 @dataclass(frozen=True)
