@@ -91,33 +91,48 @@ def subscribed_partitions(config: ScorerConfig) -> int:
     return sum(partition_count(config.bootstrap, topic) for topic in topics)
 
 
-def wait_assigned(workers: list[Worker], partitions: int, timeout_s: float = 90.0) -> None:
-    """Until the group has settled: every partition owned, each worker holding some."""
+def wait_assigned(workers: list[Worker], partitions: int, timeout_s: float = 90.0, settle_s: float = 2.0) -> None:
+    """Until the group has settled: every partition owned, each worker holding some, unchanged for
+    `settle_s` (an incremental rebalance passes through moments where the counts already add up)."""
     deadline = time.monotonic() + timeout_s
+    settled: tuple[int, ...] | None = None
+    since = 0.0
     while time.monotonic() < deadline:
-        if sum(w.partitions for w in workers) >= partitions and all(w.partitions for w in workers):
-            time.sleep(1.0)
-            if sum(w.partitions for w in workers) >= partitions and all(w.partitions for w in workers):
+        counts = tuple(w.partitions for w in workers)
+        if sum(counts) == partitions and all(counts):
+            if counts != settled:
+                settled, since = counts, time.monotonic()
+            if time.monotonic() - since >= settle_s:
                 return
+        else:
+            settled = None
         if not all(w.running() for w in workers):
             raise RuntimeError("a scorer worker exited before its group was assigned")
         time.sleep(0.1)
     raise RuntimeError(f"the scorer group was not assigned within {timeout_s:.0f}s")
 
 
-def wait_handled(workers: list[Worker], label: str, total: int, timeout_s: float) -> None:
-    """Until the workers together report `total` payments handled (stored, duplicate or dead-lettered)."""
+def wait_handled(workers: list[Worker], label: str, total: int, labels: int, timeout_s: float) -> None:
+    """Until the workers together report `total` payments handled (stored, duplicate or dead-lettered) and
+    `labels` labels consumed."""
     progress = Progress(label, total, "payments")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         done = sum(w.handled for w in workers)
         progress.update(done)
-        if done >= total:
+        if done >= total and sum(w.labels for w in workers) >= labels:
             return
         if not all(w.running() for w in workers):
             raise RuntimeError(f"{label}: a scorer exited before every payment was handled")
         time.sleep(0.2)
     raise RuntimeError(f"{label}: {sum(w.handled for w in workers):,} of {total:,} handled in {timeout_s:.0f}s")
+
+
+def finish(workers: list[Worker]) -> list[dict[str, Any]]:
+    """Stop every worker at once (one by one, the others would take over the partitions of each in turn)."""
+    for worker in workers:
+        worker.ask_to_stop()
+    return [worker.wait(120) for worker in workers]
 
 
 def run_group(
@@ -149,8 +164,8 @@ def run_group(
                     load.produce_all(
                         producer, config.labels_topic, scored.label_keys, scored.label_values, lambda n: None
                     )
-            wait_handled(workers, label, scored.total, timeout_s)
-            results = [w.finish() for w in workers]
+            wait_handled(workers, label, scored.total, scored.labels if with_labels else 0, timeout_s)
+            results = finish(workers)
     finally:
         for worker in workers:
             worker.stop()
@@ -180,6 +195,8 @@ def run_group(
         "store_reads": reads,
         "store_read_us_per_payment": {kind: r["seconds"] * 1e6 / scored.total for kind, r in reads.items()},
         "terminal_rows_read": sum(r["terminal_rows_read"] or 0 for r in results),
+        "store_retries": sum(r["store_retries"] for r in results),
+        "deadlocks": sum(r["deadlocks"] for r in results),
         **{key: sum(r[key] for r in results) for key in ("consumed", "scored", "invalid", "duplicates", "labels")},
         "decisions": sum(r["decisions"] for r in results),
         "per_process": [

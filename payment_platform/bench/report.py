@@ -93,7 +93,8 @@ def _reads(run: dict[str, Any]) -> tuple[str, str, str]:
         " / ".join(
             f"{reads.get(kind, float('nan')):.1f}" for kind in ("terminal_feed", "progress", "duplicate_lookup")
         ),
-        f"us ({int(calls.get('progress', {}).get('calls', 0)):,} watermark reads)",
+        f"us ({int(calls.get('progress', {}).get('calls', 0)):,} watermark reads; "
+        f"{run['store_retries']:,} writes retried, {run['deadlocks']:,} of them deadlocks)",
     )
 
 
@@ -205,6 +206,15 @@ def table(results: dict[str, Any]) -> str:
             )
         )
         rows.append(_reads(run))
+    for cost in results.get("shared_watermark", []):
+        rows.append(
+            (
+                f"shared watermark, {_mode(cost)}: CPU per payment, {cost['processes']} processes vs 1",
+                f"{cost['cpu_us']:.1f} vs {cost['cpu_us_one']:.1f}",
+                f"us ({cost['cpu_us'] - cost['cpu_us_one']:+.1f}); its store reads "
+                f"{cost['watermark_read_us']:.1f} us per payment ({cost['watermark_reads']:,} reads)",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     lines.append("")

@@ -247,6 +247,29 @@ def scaling(platform: Platform, sizes: Sizes, scaled: load.Load) -> list[dict[st
     return runs
 
 
+def shared_watermark_cost(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What sharing the watermark across processes costs, from the scaling runs of one bench run: the
+    group's CPU per payment against one process's (which owns every partition and never reads another's
+    progress), and the time spent reading the others' progress from the store."""
+    costs = []
+    for run in runs:
+        one = next((r for r in runs if r["processes"] == 1 and r["repartition"] == run["repartition"]), None)
+        if one is None or run["processes"] == 1:
+            continue
+        progress = run["store_reads"].get("progress", {"calls": 0, "seconds": 0.0})
+        costs.append(
+            {
+                "repartition": run["repartition"],
+                "processes": run["processes"],
+                "cpu_us": run["cpu_us_per_payment"]["total"],
+                "cpu_us_one": one["cpu_us_per_payment"]["total"],
+                "watermark_reads": int(progress["calls"]),
+                "watermark_read_us": progress["seconds"] * 1e6 / run["messages"],
+            }
+        )
+    return costs
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="payment-platform bench",
@@ -334,6 +357,7 @@ def run(args: argparse.Namespace) -> int:
                 same = sizes.scaling_payments == sizes.payments
                 scaled = scored if same else load.build_load(sizes.scaling_payments, 0, seed=23)
                 results["scaling"] = scaling(platform, sizes, scaled)
+                results["shared_watermark"] = shared_watermark_cost(results["scaling"])
     results["duration_s"] = time.monotonic() - started
     results["targets"] = targets(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -101,16 +101,19 @@ class ReportingConsumer:
 class RunClock:
     """The scorer's `should_stop`: notes when its counters first and last moved, reports progress, and
     says stop once SIGTERM came. Called at the top of every loop turn, so "last" is when the last write
-    was collected; "first" is when the consume call that brought the first work returned. On the stop it
-    sizes the feature state, which the scorer drops with its partitions as it closes."""
+    was collected; "first" is when the consume call that brought the first work returned.
 
-    def __init__(
-        self, stats: ScorerStats, consumer: ReportingConsumer, stop: threading.Event, features: OnlineFeatures
-    ) -> None:
-        self.stats = stats
+    The stop is the bench's end of a run, not an operator's: it waits for the write in flight (and never
+    cuts short the sink's retries, e.g. of a deadlock between scorers), so every run ends with everything
+    written. On the stop it sizes the feature state, which the scorer drops with its partitions as it
+    closes."""
+
+    def __init__(self, scorer: Any, consumer: ReportingConsumer, stop: threading.Event) -> None:
+        self.stats: ScorerStats = scorer.stats
+        self.sink = scorer.sink
         self.consumer = consumer
         self.stop = stop
-        self.features = features
+        self.features: OnlineFeatures = scorer.features
         self.state: dict[str, int] = {}
         self.first: float | None = None
         self.last: float | None = None
@@ -119,25 +122,28 @@ class RunClock:
         self._reported = 0.0
 
     def __call__(self) -> bool:
-        if threading.get_ident() == self._loop:  # the sink's thread asks too, while it waits on a delivery
-            stats = self.stats
-            mark = (stats.consumed, stats.handled, stats.labels)
-            if mark != self._mark:
-                self._mark = mark
-                self.last = time.time()
-                if self.first is None:
-                    self.first = self.consumer.returned_at
-            now = time.monotonic()
-            if now - self._reported >= PROGRESS_EVERY_S:
-                self._reported = now
-                emit("progress", consumed=stats.consumed, handled=stats.handled, labels=stats.labels)
-            if self.stop.is_set() and not self.state:
-                self.state = {
-                    "state_bytes": self.features.approx_bytes(),
-                    "active_cards": self.features.active_cards,
-                    "active_terminals": len(self.features.terminals),
-                }
-        return self.stop.is_set()
+        if threading.get_ident() != self._loop:  # the sink's thread, retrying a write or awaiting a delivery
+            return False
+        stats = self.stats
+        mark = (stats.consumed, stats.handled, stats.labels)
+        if mark != self._mark:
+            self._mark = mark
+            self.last = time.time()
+            if self.first is None:
+                self.first = self.consumer.returned_at
+        now = time.monotonic()
+        if now - self._reported >= PROGRESS_EVERY_S:
+            self._reported = now
+            emit("progress", consumed=stats.consumed, handled=stats.handled, labels=stats.labels)
+        if not self.stop.is_set() or self.sink.busy:
+            return False
+        if not self.state:
+            self.state = {
+                "state_bytes": self.features.approx_bytes(),
+                "active_cards": self.features.active_cards,
+                "active_terminals": len(self.features.terminals),
+            }
+        return True
 
 
 class TimedCalls:
@@ -160,6 +166,20 @@ class TimedCalls:
 
     def report(self) -> dict[str, float]:
         return {"calls": self.calls, "seconds": self.seconds}
+
+
+class RetryCounter(logging.Handler):
+    """Counts the score store's retried failures (warnings of `store.errors`), deadlocks apart: several
+    scorers writing labels at once can deadlock in InnoDB, and each is a retried transaction."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        self.deadlocks = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        self.deadlocks += "Deadlock" in record.getMessage()
 
 
 def instrument(scorer: Any) -> dict[str, TimedCalls]:
@@ -192,7 +212,9 @@ def run_score(args: argparse.Namespace) -> None:
     consumer = ReportingConsumer(scorer_consumer(config.bootstrap, config.consumer_group))
     scorer = build_scorer(config, consumer=consumer)  # type: ignore[arg-type]
     reads = instrument(scorer)
-    clock = RunClock(scorer.stats, consumer, stop, scorer.features)
+    retries = RetryCounter()
+    logging.getLogger("payment_platform.store.errors").addHandler(retries)
+    clock = RunClock(scorer, consumer, stop)
     stats = scorer.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s, should_stop=clock)
     source = getattr(getattr(getattr(scorer, "batches", None), "feed", None), "source", None)
     repartitioner = getattr(scorer, "repartitioner", None)
@@ -213,6 +235,8 @@ def run_score(args: argparse.Namespace) -> None:
         first=clock.first,
         last=clock.last,
         store_reads={kind: timed.report() for kind, timed in reads.items()},
+        store_retries=retries.count,
+        deadlocks=retries.deadlocks,
         terminal_rows_read=getattr(source, "rows_read", None),
         peak_rss_mib=peak_rss_mib(),
         **(clock.state or {"state_bytes": 0, "active_cards": 0, "active_terminals": 0}),
@@ -245,8 +269,11 @@ def run_decisions(args: argparse.Namespace) -> None:
     reported = 0.0
     try:
         while not stop.is_set():
-            messages = consumer.consume(10_000, 0.05)
+            # poll() returns as soon as one decision is there; consume(n, timeout) would wait out its
+            # timeout for n. What came with it is drained without waiting.
+            first = consumer.poll(0.1)
             now = time.time()
+            messages = [] if first is None else [first, *consumer.consume(10_000, 0)]
             for message in messages:
                 if message.error() is not None:
                     continue
@@ -368,6 +395,7 @@ class Worker:
         self.partitions = 0
         self.consumed = 0
         self.handled = 0
+        self.labels = 0
         self.result: dict[str, Any] | None = None
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -388,6 +416,7 @@ class Worker:
             elif event["event"] == "progress":
                 self.consumed = event["consumed"]
                 self.handled = event["handled"]
+                self.labels = event.get("labels", 0)
             elif event["event"] == "done":
                 self.result = event
 
@@ -407,9 +436,12 @@ class Worker:
 
     def finish(self, timeout_s: float = 60.0) -> dict[str, Any]:
         """Ask the child to stop (SIGTERM: it finishes the batch in hand and reports), then wait for it."""
+        self.ask_to_stop()
+        return self.wait(timeout_s)
+
+    def ask_to_stop(self) -> None:
         if self.running():
             self.process.terminate()
-        return self.wait(timeout_s)
 
     def stop(self) -> None:
         """End the child whatever it is doing (cleanup after a failure)."""
