@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from payment_platform.bench import load, measure
-from payment_platform.bench.cpu import CpuSampler, cpu_per_payment_us, service_pids
+from payment_platform.bench.cpu import CpuSampler, cpu_per_payment_us, process_cpu_s, service_pids
 from payment_platform.bench.report import Progress, say
 from payment_platform.bench.worker import Worker
 from payment_platform.kafka.clients import admin_client, ensure_topics, partition_count, payment_producer
@@ -43,6 +43,15 @@ class Platform:
     db_url: str
     model_dir: Path
     run_id: str
+    broker_pid: int | None = None  # the embedded broker this run started; else any local one is counted
+
+    def services(self) -> dict[str, list[str]]:
+        """The pids of MariaDB and of the broker, whose CPU a run counts. Other sessions on this machine
+        may run brokers of their own: only this run's is counted when the bench started it."""
+        found = service_pids()
+        if self.broker_pid is not None:
+            found["broker"] = [str(self.broker_pid)]
+        return found
 
     def topics(self, phase: str, *, payments: str | None = None, labels: str | None = None) -> Topics:
         """The phase's topics, created; `payments` and `labels` may name topics shared between phases."""
@@ -135,6 +144,14 @@ def finish(workers: list[Worker]) -> list[dict[str, Any]]:
     return [worker.wait(120) for worker in workers]
 
 
+def database_background(pids: list[str], seconds: float = 1.0) -> float:
+    """Cores MariaDB uses for others during a second before a run. The server is shared on this machine:
+    its CPU in a run includes other sessions' work, and this says how much there was just before."""
+    before = sum(process_cpu_s(pid) or 0.0 for pid in pids)
+    time.sleep(seconds)
+    return (sum(process_cpu_s(pid) or 0.0 for pid in pids) - before) / seconds
+
+
 def run_group(
     platform: Platform,
     config: ScorerConfig,
@@ -152,7 +169,8 @@ def run_group(
     starts together: the broker's CPU then includes taking them in); otherwise they are already there."""
     measure.truncate_scored(platform.db_url)
     workers = [platform.scorer(config) for _ in range(processes)]
-    services = service_pids()
+    services = platform.services()
+    background = database_background(services["database"])
     names = {f"scorer-{i}": [str(w.pid)] for i, w in enumerate(workers)}
     try:
         with CpuSampler({**names, **services}) as sampler:
@@ -193,6 +211,7 @@ def run_group(
         # Every process shares the cores: their summed CPU per payment caps the rate, whatever the pipeline.
         "cpu_bound_per_s": (os.cpu_count() or 1) * 1e6 / cpu["total"] if cpu["total"] else None,
         "store_reads": reads,
+        "database_background_cores": background,
         "store_read_us_per_payment": {kind: r["seconds"] * 1e6 / scored.total for kind, r in reads.items()},
         "terminal_rows_read": sum(r["terminal_rows_read"] or 0 for r in results),
         "store_retries": sum(r["store_retries"] for r in results),

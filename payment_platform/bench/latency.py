@@ -31,6 +31,19 @@ def percentiles(ms: np.ndarray) -> dict[str, float]:
     return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99), "max_ms": float(ms.max())}
 
 
+def by_window(ms: np.ndarray, produced_s: np.ndarray, window_s: float = 5.0) -> list[dict[str, float]]:
+    """p50 and p99 for each `window_s` of the run by production time: a latency that climbs through a
+    steady offered load is a queue building up somewhere, not a figure of the load."""
+    if not len(ms):
+        return []
+    window = ((produced_s - produced_s.min()) // window_s).astype(np.int64)
+    rows = []
+    for w in np.unique(window).tolist():
+        p50, p99 = np.percentile(ms[window == w], [50, 99])
+        rows.append({"from_s": w * window_s, "p50_ms": float(p50), "p99_ms": float(p99)})
+    return rows
+
+
 def latency_run(
     platform: Platform, rate: int, seconds: float, warm_up_s: float, pool: pd.DataFrame, *, repartition: bool
 ) -> dict[str, Any]:
@@ -91,6 +104,7 @@ def latency_run(
         "decisions_read": len(n),
         "rows_written": len(rows),
         "decision": percentiles(decision_ms),
+        "decision_by_window": by_window(decision_ms, produced[n]),
         "row_written": percentiles(row_ms),
         "batches": scorer_result["batches"],
     }

@@ -77,11 +77,12 @@ def _mode(run: dict[str, Any]) -> str:
     return "repartition on" if run["repartition"] else "repartition off"
 
 
-def _cpu(cpu: dict[str, float]) -> tuple[str, str, str]:
+def _cpu(run: dict[str, Any]) -> tuple[str, str, str]:
+    cpu = run["cpu_us_per_payment"]
     return (
         "  CPU per payment: scorers / MariaDB / broker",
         f"{cpu['scorer']:.1f} / {cpu['database']:.1f} / {cpu['broker']:.1f}",
-        f"us (total {cpu['total']:.1f})",
+        f"us (total {cpu['total']:.1f}; MariaDB at {run['database_background_cores']:.0%} of a core just before)",
     )
 
 
@@ -89,12 +90,12 @@ def _reads(run: dict[str, Any]) -> tuple[str, str, str]:
     reads = run["store_read_us_per_payment"]
     calls = run["store_reads"]
     return (
-        "  store reads per payment: terminal feed / shared watermark / duplicate lookup",
+        "  store reads per payment: terminals / watermark / duplicates",
         " / ".join(
             f"{reads.get(kind, float('nan')):.1f}" for kind in ("terminal_feed", "progress", "duplicate_lookup")
         ),
         f"us ({int(calls.get('progress', {}).get('calls', 0)):,} watermark reads; "
-        f"{run['store_retries']:,} writes retried, {run['deadlocks']:,} of them deadlocks)",
+        f"{run['deadlocks']:,} deadlocks of {run['store_retries']:,} retried writes)",
     )
 
 
@@ -129,12 +130,12 @@ def table(results: dict[str, Any]) -> str:
                 f"{e['speedup_over_naive']:,.0f}x naive)",
             )
         )
-        rows.append(_cpu(e["cpu_us_per_payment"]))
+        rows.append(_cpu(e))
         rows.append(_reads(e))
     for run in results.get("latency", []):
         rows.append(
             (
-                f"latency at {run['offered_per_s']:,}/s, {_mode(run)}: produced -> decision readable",
+                f"latency {run['offered_per_s']:,}/s, {_mode(run)}: produced -> decision readable",
                 _percentiles(run["decision"]),
                 f"ms p50/p95/p99 ({run['decisions_read']:,} of {run['sent']:,})",
             )
@@ -142,6 +143,15 @@ def table(results: dict[str, Any]) -> str:
         rows.append(
             ("  produced -> row stamped written (scored_at)", _percentiles(run["row_written"]), "ms p50/p95/p99")
         )
+        windows = run.get("decision_by_window") or []
+        if windows:
+            rows.append(
+                (
+                    "  decision p99 by 5 s of the run, first to last",
+                    " -> ".join(f"{w['p99_ms']:.0f}" for w in windows),
+                    "ms",
+                )
+            )
     m = results["memory"]
     rows.append(("scorer peak RSS (first end-to-end run)", _fmt(m["scorer_peak_rss_mib"]), "MiB"))
     rows.append(
@@ -156,7 +166,7 @@ def table(results: dict[str, Any]) -> str:
         one = scale["one_scorer"]
         rows.append(
             (
-                f"state of {one['cards']:,} cards x 30 days ({one['payments']:,} payments), one scorer: RSS",
+                f"state, {one['cards']:,} cards x 30 days ({one['payments']:,} payments), one scorer",
                 _fmt(one["rss_mib"]),
                 f"MiB (cards {one['cards_rss_mib']:,.0f} + terminals {one['terminals_rss_mib']:,.0f})",
             )
@@ -171,7 +181,7 @@ def table(results: dict[str, Any]) -> str:
         )
         rows.append(
             (
-                "  two scorers (half the cards each, every terminal in both): RSS each",
+                "  two scorers (half the cards each, all terminals in both)",
                 " + ".join(f"{p['rss_mib']:,.0f}" for p in scale["two_scorers"]),
                 f"MiB = {scale['two_scorers_total_mib']:,.0f} MiB across the group",
             )
@@ -197,7 +207,7 @@ def table(results: dict[str, Any]) -> str:
                 f"payments/s{ratio}",
             )
         )
-        rows.append(_cpu(run["cpu_us_per_payment"]))
+        rows.append(_cpu(run))
         rows.append(
             (
                 "  per process: rows scored / CPU us per group payment",
@@ -209,14 +219,14 @@ def table(results: dict[str, Any]) -> str:
     for cost in results.get("shared_watermark", []):
         rows.append(
             (
-                f"shared watermark, {_mode(cost)}: CPU per payment, {cost['processes']} processes vs 1",
+                f"shared watermark, {_mode(cost)}: CPU/payment, {cost['processes']} processes vs 1",
                 f"{cost['cpu_us']:.1f} vs {cost['cpu_us_one']:.1f}",
                 f"us ({cost['cpu_us'] - cost['cpu_us_one']:+.1f}); its store reads "
                 f"{cost['watermark_read_us']:.1f} us per payment ({cost['watermark_reads']:,} reads)",
             )
         )
     width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
+    value_width = max((len(r[1]) for r in rows if len(r[1]) <= 24), default=0)  # a long list is not aligned
     lines.append("")
     lines += [f"{name:<{width}}  {value:>{value_width}}  {unit}".rstrip() for name, value, unit in rows]
     targets = results.get("targets", {})

@@ -98,9 +98,10 @@ SMOKE = Sizes(
 
 
 @contextmanager
-def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
+def broker(bootstrap: str | None, workdir: Path) -> Iterator[tuple[str, int | None]]:
+    """The bootstrap address and, for the embedded broker this run starts, its pid (whose CPU is counted)."""
     if bootstrap:
-        yield bootstrap
+        yield bootstrap, None
         return
     from payment_platform.kafka.embedded_broker import start_embedded_broker, stop_embedded_broker
 
@@ -108,7 +109,7 @@ def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
     process = start_embedded_broker(port=port, log_path=workdir / "broker.log")
     say(f"started the embedded broker on 127.0.0.1:{port}")
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", process.pid
     finally:
         stop_embedded_broker(process)
 
@@ -300,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     }
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pp-bench-")))
-        bootstrap = stack.enter_context(broker(args.bootstrap, workdir))
+        bootstrap, broker_pid = stack.enter_context(broker(args.bootstrap, workdir))
         db_url = stack.enter_context(database(args.mysql_url))
         engine = sa.create_engine(db_url)
         results["versions"] = versions(engine)
@@ -310,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
         say("training the model")
         with phase(results, "train"):
             results["model_version"] = train_model(workdir / "models", sizes.model_cards)
-        platform = Platform(bootstrap, db_url, workdir / "models", uuid.uuid4().hex[:8])
+        platform = Platform(bootstrap, db_url, workdir / "models", uuid.uuid4().hex[:8], broker_pid)
         if args.soak_minutes > 0:
             return run_soak(platform, args, results, started)
         say(f"building {sizes.payments:,} payments, their labels and {sizes.invalid} invalid messages")
