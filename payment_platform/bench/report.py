@@ -21,7 +21,14 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "memory_gib": round(memory_gib, 1), "cpu_model": model, "os": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_gib, 1),
+        "cpu_model": model,
+        "os": platform.platform(),
+        # What else ran: on a shared machine a run's figures are read against it.
+        "load_average_1_5_15_min": [round(load, 1) for load in os.getloadavg()],
+    }
 
 
 def versions(engine: sa.Engine) -> dict[str, str]:
@@ -111,6 +118,8 @@ def table(results: dict[str, Any]) -> str:
         f"mode: {results['mode']}, payments: {results['payments']:,} (+{results['invalid_messages']:,} invalid, "
         f"{results['label_messages']:,} labels), started {results['started_at']}, duration {results['duration_s']:.0f}s"
     )
+    if "load_average_end" in results:
+        lines.append("load average at the end (1/5/15 min): " + " / ".join(map(str, results["load_average_end"])))
     lines.append("phases: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in results["phase_s"].items()))
     rows: list[tuple[str, str, str]] = []
     c = results["ceilings"]

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -360,6 +361,7 @@ def run(args: argparse.Namespace) -> int:
                 results["scaling"] = scaling(platform, sizes, scaled)
                 results["shared_watermark"] = shared_watermark_cost(results["scaling"])
     results["duration_s"] = time.monotonic() - started
+    results["load_average_end"] = [round(load, 1) for load in os.getloadavg()]
     results["targets"] = targets(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=str))
