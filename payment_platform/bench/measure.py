@@ -18,7 +18,13 @@ from confluent_kafka import TopicPartition
 from payment_platform.features import OnlineFeatures
 from payment_platform.features.definitions import seconds
 from payment_platform.kafka.clients import scorer_consumer
-from payment_platform.store.tables import Base
+from payment_platform.store.tables import (
+    label_events,
+    scored_transactions,
+    scorer_status,
+    stream_progress,
+    transaction_labels,
+)
 from payment_platform.store.writer import SCORED_COLUMNS
 from payment_platform.stream.decisions import score_and_decide
 from payment_platform.stream.model_source import ScoringModel
@@ -138,13 +144,16 @@ def insert_load_data(url: str, rows: Sequence[tuple[Any, ...]], progress: Callab
 
 
 def truncate_scored(url: str) -> None:
-    """Empty every table of the platform: a new scorer restores card state and reads terminal windows
-    from the store, so a run must not find the rows, labels or progress of the one before."""
+    """Empty the tables the scorer reads back: a new scorer restores card state and reads terminal windows
+    and labels from the store, so a run must not find the rows, labels or progress of the one before."""
     conn = connect(url)
     try:
         with conn.cursor() as cursor:
-            for table in Base.metadata.sorted_tables:
-                cursor.execute(f"TRUNCATE TABLE `{table.name}`")
+            cursor.execute(f"TRUNCATE TABLE {scored_transactions.name}")
+            cursor.execute(f"TRUNCATE TABLE {label_events.name}")
+            cursor.execute(f"TRUNCATE TABLE {transaction_labels.name}")
+            cursor.execute(f"TRUNCATE TABLE {stream_progress.name}")
+            cursor.execute(f"TRUNCATE TABLE {scorer_status.name}")
         conn.commit()
     finally:
         conn.close()
