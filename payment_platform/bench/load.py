@@ -1,29 +1,39 @@
-"""The benchmark's payment load: realistic synthetic payments (plus some invalid ones), produced at once or paced."""
+"""The benchmark's payment load: realistic synthetic payments (plus some invalid ones) and their labels,
+produced at once or paced."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 from confluent_kafka import Producer
 
-from payment_platform.sources.feed import payment_values
+from payment_platform.sources.feed import PaymentFeed
 from payment_platform.world import World
+from payment_platform.world.population import MEAN_PAYMENTS_PER_CARD
 
-# Cards per payment in the scored load: about three days of a world's traffic, so cards carry some history.
-PAYMENTS_PER_CARD = 6
+# Days of event time the scored load spans: more than the label delay, so that the labels the feed sends
+# 7 days after each payment arrive inside the stream, as they do live (about half the payments get one).
+LOAD_DAYS = 14
+LABEL_DELAY_DAYS = 7.0
+PAYMENTS, LABELS = "payments", "labels"
 
 
 @dataclass(frozen=True)
 class Load:
-    """Pre-encoded messages in production order; `valid` of them are payments that pass validation."""
+    """Pre-encoded messages in production order; `valid` of the payment messages pass validation."""
 
-    keys: list[bytes]
+    keys: list[bytes | None]
     values: list[bytes | None]
+    label_keys: list[bytes | None]
+    label_values: list[bytes | None]
     frame: pd.DataFrame  # the valid payments, in order
     valid: int
 
@@ -31,13 +41,34 @@ class Load:
     def total(self) -> int:
         return len(self.values)
 
+    @property
+    def labels(self) -> int:
+        return len(self.label_values)
 
-def world_payments(count: int, seed: int = 11) -> pd.DataFrame:
-    """`count` payments of a world sized so its recent days hold them, ending yesterday (event time)."""
-    world = World(seed=seed, n_cards=max(500, count // PAYMENTS_PER_CARD))
-    days = max(1, -(-count // int(world.expected_payments_per_day)))
+
+class RecordingProducer:
+    """Stands in for a Kafka producer under `PaymentFeed`: keeps what the feed sends, by topic, so the
+    messages are made once and the bench times only the broker."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
+
+    def produce(self, topic: str, key: bytes | None = None, value: bytes | None = None, **_: Any) -> None:
+        self.sent[topic].append((key, value))
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+
+def world_payments(count: int, seed: int = 11, days: int = LOAD_DAYS) -> pd.DataFrame:
+    """`count` payments of a world sized so that about `days` days hold them, ending yesterday (event time)."""
+    world = World(seed=seed, n_cards=max(50, round(count / (days * MEAN_PAYMENTS_PER_CARD))))
+    span = max(1, -(-count // int(world.expected_payments_per_day)))
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    frame = world.days(last - dt.timedelta(days=days), last)
+    frame = world.days(last - dt.timedelta(days=span), last)
     return frame.iloc[:count].reset_index(drop=True)
 
 
@@ -58,21 +89,30 @@ def invalid_values(count: int) -> list[bytes | None]:
 
 
 def build_load(valid: int, invalid: int, seed: int = 11) -> Load:
-    """Valid payments with the invalid ones spread evenly among them."""
+    """Valid payments keyed by card as the synthetic feed sends them, with the labels it sends within the
+    stream (7 days after each payment, event time), and the invalid messages spread evenly among them."""
     frame = world_payments(valid, seed)
-    keys = [card.encode() for card in frame["customer_id"].tolist()]
-    values: list[bytes | None] = list(payment_values(frame))
+    recorder = RecordingProducer()
+    PaymentFeed(recorder, PAYMENTS, LABELS, LABEL_DELAY_DAYS).send(frame)  # type: ignore[arg-type]
+    keys, values = (list(column) for column in zip(*recorder.sent[PAYMENTS], strict=True))
+    label_pairs = recorder.sent.get(LABELS, [])
+    label_keys = [key for key, _ in label_pairs]
+    label_values = [value for _, value in label_pairs]
     bad = invalid_values(invalid)
     step = max(1, valid // max(invalid, 1))
     for i in reversed(range(invalid)):
         position = min((i + 1) * step, len(values))
         values.insert(position, bad[i])
         keys.insert(position, f"C-bad-{i}".encode())
-    return Load(keys, values, frame, valid)
+    return Load(keys, values, label_keys, label_values, frame, valid)
 
 
 def produce_all(
-    producer: Producer, topic: str, keys: list[bytes], values: list[bytes | None], on_progress: Callable[[int], None]
+    producer: Producer,
+    topic: str,
+    keys: list[bytes | None],
+    values: list[bytes | None],
+    on_progress: Callable[[int], None],
 ) -> None:
     """Send everything as fast as the client takes it, then wait for delivery."""
     for i, (key, value) in enumerate(zip(keys, values, strict=True)):
@@ -101,36 +141,39 @@ def produce_paced(
     id_prefix: str,
     on_progress: Callable[[int], None],
     event_time_s: Callable[[int], float] | None = None,
-) -> int:
+) -> np.ndarray:
     """Offer `rate` payments/s for `duration_s`: payment n is due n / rate seconds after the start.
 
     Each is stamped with `event_time_s(n)` (epoch seconds), by default the wall clock as it is sent.
     Cards, terminals and amounts cycle through `pool`; transaction ids are `{id_prefix}{n}`, so the run's
-    rows can be told apart afterwards. Returns the number sent.
+    rows and decisions can be told apart. Returns when each payment was handed to the producer (epoch
+    seconds, by n): the start of its latency.
     """
     cards = pool["customer_id"].tolist()
     terminals = pool["terminal_id"].tolist()
     amounts = pool["amount"].tolist()
-    sent = 0
+    produced: list[float] = []
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < duration_s:
-        due = int(rate * elapsed) - sent
+        due = int(rate * elapsed) - len(produced)
         for _ in range(due):
-            row = sent % len(cards)
+            n = len(produced)
+            row = n % len(cards)
+            now = time.time()
             value = orjson.dumps(
                 {
-                    "transaction_id": f"{id_prefix}{sent}",
+                    "transaction_id": f"{id_prefix}{n}",
                     "customer_id": cards[row],
                     "terminal_id": terminals[row],
                     "amount": amounts[row],
                     "currency": "EUR",
-                    "timestamp": time.time() if event_time_s is None else event_time_s(sent),
+                    "timestamp": now if event_time_s is None else event_time_s(n),
                 }
             )
             producer.produce(topic, key=cards[row].encode(), value=value)
-            sent += 1
+            produced.append(now)
         producer.poll(0)
-        on_progress(sent)
-        time.sleep(0.002)
+        on_progress(len(produced))
+        time.sleep(0.001)
     producer.flush(30)
-    return sent
+    return np.array(produced)

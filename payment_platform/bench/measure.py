@@ -15,10 +15,18 @@ import pymysql
 import sqlalchemy as sa
 from confluent_kafka import TopicPartition
 
-from payment_platform.features import FEATURE_NAMES, FeatureState
+from payment_platform.features import OnlineFeatures
+from payment_platform.features.definitions import seconds
 from payment_platform.kafka.clients import scorer_consumer
 from payment_platform.store.rows import SCORED_COLUMNS
-from payment_platform.stream.decisions import DecisionPolicy, decide, evaluate_rules
+from payment_platform.store.tables import (
+    label_events,
+    scored_transactions,
+    scorer_status,
+    stream_progress,
+    transaction_labels,
+)
+from payment_platform.stream.decisions import score_and_decide
 from payment_platform.stream.model_source import ScoringModel
 from payment_platform.stream.validation import InvalidMessage, parse_payment
 
@@ -68,20 +76,23 @@ def scored_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     """The rows the scorer would store for a payment frame (decision fields fixed), as tuples in column order."""
     event_times = frame["event_time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_pydatetime().tolist()
     scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return [
-        (tx, card, terminal, round(amount, 2), currency, event_time, 0.0123, "APPROVED", "", "bench", scored_at, 0, i)
-        for i, (tx, card, terminal, amount, currency, event_time) in enumerate(
-            zip(
-                frame["transaction_id"].tolist(),
-                frame["customer_id"].tolist(),
-                frame["terminal_id"].tolist(),
-                frame["amount"].tolist(),
-                frame["currency"].tolist(),
-                event_times,
-                strict=True,
-            )
-        )
-    ]
+    columns = {
+        "transaction_id": frame["transaction_id"].tolist(),
+        "customer_id": frame["customer_id"].tolist(),
+        "terminal_id": frame["terminal_id"].tolist(),
+        "amount": [round(amount, 2) for amount in frame["amount"].tolist()],
+        "currency": frame["currency"].tolist(),
+        "event_time": event_times,
+        "score": [0.0123] * len(frame),
+        "status": ["APPROVED"] * len(frame),
+        "reasons": [""] * len(frame),
+        "model_version": ["bench"] * len(frame),
+        "scored_at": [scored_at] * len(frame),
+        "kafka_partition": [0] * len(frame),
+        "kafka_offset": list(range(len(frame))),
+        "shard": [0] * len(frame),
+    }
+    return list(zip(*(columns[name] for name in SCORED_COLUMNS), strict=True))
 
 
 def insert_executemany(url: str, rows: Sequence[tuple[Any, ...]], progress: Callable[[int], None]) -> float:
@@ -133,10 +144,16 @@ def insert_load_data(url: str, rows: Sequence[tuple[Any, ...]], progress: Callab
 
 
 def truncate_scored(url: str) -> None:
+    """Empty the tables the scorer reads back: a new scorer restores card state and reads terminal windows
+    and labels from the store, so a run must not find the rows, labels or progress of the one before."""
     conn = connect(url)
     try:
         with conn.cursor() as cursor:
-            cursor.execute("TRUNCATE TABLE scored_transactions")
+            cursor.execute(f"TRUNCATE TABLE {scored_transactions.name}")
+            cursor.execute(f"TRUNCATE TABLE {label_events.name}")
+            cursor.execute(f"TRUNCATE TABLE {transaction_labels.name}")
+            cursor.execute(f"TRUNCATE TABLE {stream_progress.name}")
+            cursor.execute(f"TRUNCATE TABLE {scorer_status.name}")
         conn.commit()
     finally:
         conn.close()
@@ -147,7 +164,8 @@ def count_scored(url: str, like: str = "%") -> int:
     try:
         with conn.cursor() as cursor:
             cursor.execute("SELECT COUNT(*) FROM scored_transactions WHERE transaction_id LIKE %s", (like,))
-            return int(cursor.fetchone()[0])
+            row = cursor.fetchone()
+            return int(row[0]) if row else 0
     finally:
         conn.close()
 
@@ -163,13 +181,14 @@ def naive_consumer(
     max_seconds: float,
     progress: Callable[[int], None],
 ) -> tuple[int, float]:
-    """Messages/s of the one-at-a-time consumer: poll one, featurise, score, decide, insert, commit each."""
+    """Messages/s of the one-at-a-time consumer: poll one, featurise, score, decide, insert, commit each.
+
+    It keeps its terminal state from the payments it reads itself (no store read-back, no shared
+    watermark): the baseline is the per-message pattern the platform replaces, not its design."""
     consumer = scorer_consumer(bootstrap, f"bench-naive-{time.time_ns()}")
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     conn = connect(url)
-    state = FeatureState()
-    policy = DecisionPolicy(model.review_threshold, model.decline_threshold)
-    index = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    features = OnlineFeatures()
     handled = 0
     try:
         started = time.monotonic()
@@ -182,52 +201,33 @@ def naive_consumer(
                 try:
                     payment = parse_payment(message.value(), message.timestamp()[1] * 1_000, time.time_ns() // 1_000)
                 except InvalidMessage:
-                    consumer.commit(message, asynchronous=False)
+                    consumer.commit(message=message, asynchronous=False)
                     continue
-                event_time = pd.Timestamp(payment.event_us, unit="us", tz="UTC")
-                features = state.featurise(
-                    pd.DataFrame(
-                        {
-                            "transaction_id": [payment.transaction_id],
-                            "customer_id": [payment.customer_id],
-                            "terminal_id": [payment.terminal_id],
-                            "amount": [payment.amount],
-                            "currency": [payment.currency],
-                            "event_time": [event_time],
-                        }
-                    )
-                )
-                score = model.predict_proba(features[:, model.feature_index])
-                rules = evaluate_rules(
-                    policy,
-                    score,
-                    np.array([payment.amount]),
-                    *(
-                        features[:, index[name]]
-                        for name in ("card_count_10m", "card_count_1h", "card_count_30d", "amount_to_card_mean_30d")
-                    ),
-                )
-                decision = decide(rules, 1)
-                cursor.execute(
-                    _INSERT,
-                    (
-                        payment.transaction_id,
-                        payment.customer_id,
-                        payment.terminal_id,
-                        round(payment.amount, 2),
-                        payment.currency,
-                        event_time.tz_localize(None).to_pydatetime(),
-                        float(score[0]),
-                        decision.status[0],
-                        decision.reasons[0],
-                        model.version,
-                        dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                        message.partition(),
-                        message.offset(),
-                    ),
-                )
+                t_ms = np.array([payment.event_us // 1_000])
+                amount = np.array([payment.amount])
+                matrix = features.featurise([payment.customer_id], [payment.terminal_id], t_ms, amount)
+                features.terminals.add_payments([payment.terminal_id], [seconds(int(t_ms[0]))])
+                score, decision = score_and_decide(model, matrix, amount)
+                event_time = dt.datetime.fromtimestamp(payment.event_us / 1e6, dt.UTC).replace(tzinfo=None)
+                row = {
+                    "transaction_id": payment.transaction_id,
+                    "customer_id": payment.customer_id,
+                    "terminal_id": payment.terminal_id,
+                    "amount": round(payment.amount, 2),
+                    "currency": payment.currency,
+                    "event_time": event_time,
+                    "score": float(score[0]),
+                    "status": decision.status[0],
+                    "reasons": decision.reasons[0],
+                    "model_version": model.version,
+                    "scored_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                    "kafka_partition": message.partition(),
+                    "kafka_offset": message.offset(),
+                    "shard": message.partition(),
+                }
+                cursor.execute(_INSERT, tuple(row[name] for name in SCORED_COLUMNS))
                 conn.commit()
-                consumer.commit(message, asynchronous=False)
+                consumer.commit(message=message, asynchronous=False)
                 progress(handled)
         elapsed = time.monotonic() - started
     finally:
@@ -236,37 +236,20 @@ def naive_consumer(
     return handled, handled / elapsed
 
 
-def latencies_ms(url: str, id_prefix: str) -> np.ndarray:
-    """scored_at − event time of the rows of one paced run, in milliseconds."""
-    rows = _run_rows(url, _LATENCIES, id_prefix)
-    return np.array([row[0] for row in rows], dtype=np.float64) / 1_000
+def scored_at_s(url: str, id_prefix: str) -> dict[int, float]:
+    """When each row of one paced run was stamped written (scored_at, epoch seconds), by payment number n
+    of its transaction id `<id_prefix><n>`."""
+    conn = connect(url)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(_SCORED_AT_US, (id_prefix + "%",))
+            rows = cursor.fetchall()
+    finally:
+        conn.close()
+    return {int(tx[len(id_prefix) :]): int(us) / 1e6 for tx, us in rows}
 
 
-def delays_after_due(url: str, id_prefix: str, started_s: float, rate: float) -> tuple[np.ndarray, np.ndarray]:
-    """scored_at − due time (ms) of the rows of a paced run whose payment n was due at started_s + n / rate,
-    with the minute of the run each was due in: the wait a payment had, whatever its event time."""
-    rows = _run_rows(url, _SCORED_AT_US, id_prefix)
-    n = np.array([int(row[0][len(id_prefix) :]) for row in rows], dtype=np.float64)
-    scored_s = np.array([row[1] for row in rows], dtype=np.float64) / 1e6
-    due_s = n / rate
-    return (scored_s - started_s - due_s) * 1_000, (due_s // 60).astype(np.int64)
-
-
-_LATENCIES = (
-    "SELECT TIMESTAMPDIFF(MICROSECOND, event_time, scored_at) FROM scored_transactions WHERE transaction_id LIKE %s"
-)
 _SCORED_AT_US = (
     "SELECT transaction_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', scored_at) "
     "FROM scored_transactions WHERE transaction_id LIKE %s"
 )
-
-
-def _run_rows(url: str, query: str, id_prefix: str) -> list[tuple[Any, ...]]:
-    """The rows a query (one of the constants above) selects from one run's rows, told apart by id prefix."""
-    conn = connect(url)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(query, (id_prefix + "%",))
-            return list(cursor.fetchall())
-    finally:
-        conn.close()

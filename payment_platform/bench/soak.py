@@ -3,8 +3,9 @@
 Not part of CI (it takes as long as it is told to). The payments replay SOAK_HISTORY_DAYS of a card
 population's event time in the run, ending now: in minutes the feature windows fill and then evict as
 much as they take in, so a flat RSS means no leak rather than windows not yet full (with event time =
-the wall clock, a 10-minute run only ever fills them). Latency is row written − the moment the payment
-was due to be sent, by minute of the run; memory is the scorer process's RSS, sampled every 10 s.
+the wall clock, a 10-minute run only ever fills them). Latency is row written (scored_at) − the moment the
+payment was handed to the producer, by minute of the run; memory is the scorer process's RSS, sampled
+every 10 s.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ import pandas as pd
 from payment_platform.bench import load, measure
 from payment_platform.bench.report import Progress, say
 from payment_platform.bench.worker import Worker
-from payment_platform.features import FeatureState
+from payment_platform.features.definitions import CARD_REACH_MS, TERMINAL_REACH_S
+from payment_platform.features.online import ALLOWED_LATENESS_MS
 from payment_platform.kafka.clients import payment_producer
 
 SAMPLE_EVERY_S = 10.0
 SOAK_HISTORY_DAYS = 120  # event time the run replays: over three times the longest window reach (38 days)
+# Event time after which every window is full: the terminal windows' reach (a week's label delay and 30
+# days) or the cards' (30 days), plus the lateness a scorer keeps.
+REACH_MS = max(CARD_REACH_MS, TERMINAL_REACH_S * 1_000) + ALLOWED_LATENESS_MS
 POOL_PAYMENTS = 60_000  # cards, terminals and amounts cycle through a pool of about 10,000 cards
 # The embedded broker (Tansu, memory storage) fetches in time proportional to the record batches a
 # partition holds (measured: 3 ms to read the tail of 5,000 batches, 24 ms at 40,000), where Apache Kafka
@@ -62,8 +67,7 @@ def soak(worker: Worker, bootstrap: str, topic: str, db_url: str, rate: int, min
     span_s = SOAK_HISTORY_DAYS * 86_400
     first_event_s = time.time() - span_s
     progress = Progress(f"soak at {rate:,}/s for {minutes:g} min", total, "payments")
-    started_s = time.time()
-    sent = load.produce_paced(
+    produced = load.produce_paced(
         payment_producer(bootstrap, **{"linger.ms": SOAK_LINGER_MS}),
         topic,
         pool,
@@ -73,16 +77,22 @@ def soak(worker: Worker, bootstrap: str, topic: str, db_url: str, rate: int, min
         on_progress=progress.update,
         event_time_s=lambda n: first_event_s + n * span_s / total,
     )
+    sent = len(produced)
     deadline = time.monotonic() + 120
     while measure.count_scored(db_url, "soak-%") < sent and time.monotonic() < deadline and worker.running():
         time.sleep(0.5)
     done.set()
     stored = measure.count_scored(db_url, "soak-%")
-    per_minute = _latency_by_minute(*measure.delays_after_due(db_url, "soak-", started_s, rate))
+    written = measure.scored_at_s(db_url, "soak-")
+    n = np.fromiter(written, dtype=np.int64, count=len(written))
+    written_s = np.fromiter(written.values(), dtype=np.float64, count=len(written))
+    per_minute = _latency_by_minute(
+        (written_s - produced[n]) * 1_000, ((produced[n] - produced[0]) // 60).astype(np.int64)
+    )
     memory = pd.DataFrame(samples, columns=["s", "rss_mib"])
     # Until the event time has covered every window's reach, the state grows by design; after that it
     # evicts as much as it takes in, and RSS should stay flat.
-    filled_share = min(1.0, FeatureState().reach_ms / (span_s * 1_000))
+    filled_share = min(1.0, REACH_MS / (span_s * 1_000))
     full = memory[memory["s"] >= filled_share * minutes * 60]
     first, last = _window_mean(full, 0.0, 0.2), _window_mean(full, 0.8, 1.0)
     result = {
