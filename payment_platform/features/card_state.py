@@ -80,7 +80,7 @@ class CardState:
         histories = self._cards
         for card, t in zip(cards, t_ms, strict=True):
             history = histories[card]
-            if type(history) is not array:
+            if isinstance(history, CardBlocks):
                 out.extend(_block_windows(history, t))
                 continue
             n = len(history) // 2
@@ -103,14 +103,15 @@ class CardState:
         self._cards = {
             card: history
             for card, history in self._cards.items()
-            if (_drop_until(horizon_ms, history) if type(history) is array else history.drop_until(horizon_ms))
+            if (history.drop_until(horizon_ms) if isinstance(history, CardBlocks) else _drop_until(horizon_ms, history))
         }
 
     def approx_bytes(self) -> int:
         """Memory held by the state (dict, keys, arrays), in bytes; walks every card."""
         cards = self._cards
         return sys.getsizeof(cards) + sum(
-            sys.getsizeof(card) + (sys.getsizeof(h) if type(h) is array else h.nbytes()) for card, h in cards.items()
+            sys.getsizeof(card) + (h.nbytes() if isinstance(h, CardBlocks) else sys.getsizeof(h))
+            for card, h in cards.items()
         )
 
 

@@ -116,7 +116,7 @@ def event_time_us(event_time: pd.Series) -> np.ndarray:
         raise ValueError("event_time has missing values")
     unit, count = np.datetime_data(naive.dtype)
     ticks = naive.view(np.int64)
-    per_us = np.timedelta64(1, "us") / np.timedelta64(count, unit)
+    per_us = np.timedelta64(1, "us") / np.timedelta64(count, unit)  # type: ignore[call-overload]  # unit is a runtime str
     if per_us >= 1:
         return ticks // int(per_us)
     return ticks * round(1 / per_us)

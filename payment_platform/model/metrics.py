@@ -69,7 +69,7 @@ def daily_card_precision_at_k(
         raise UndefinedMetricError("card precision@k needs at least one transaction")
     per_card = cards.groupby(["day", "customer_id"], as_index=False)[["score", "label"]].max()
     known_compromised: set[object] = set()
-    daily: dict[pd.Timestamp, float] = {}
+    daily: dict[object, float] = {}
     for day, day_cards in per_card.groupby("day", sort=True):
         candidates = day_cards[~day_cards["customer_id"].isin(known_compromised)]
         top_k = candidates.sort_values(["score", "customer_id"], ascending=[False, True]).head(k)

@@ -131,7 +131,7 @@ def served_test_metrics(metrics_by_version: dict[str, dict[str, float]], rows: p
     promised: dict[str, float] = {}
     for name in COMPARED_METRICS:
         weighted = [
-            (metrics_by_version[version][name], n)
+            (metrics_by_version[str(version)][name], n)
             for version, n in counts.items()
             if name in metrics_by_version.get(str(version), {})
         ]
