@@ -18,13 +18,18 @@ import sqlalchemy as sa
 
 from payment_platform.kafka.embedded_broker import start_embedded_broker, stop_embedded_broker
 from payment_platform.model import ModelRegistry
-from payment_platform.model.pipeline import TrainingPlan, TrainingWindow, train_candidate
+from payment_platform.model.pipeline import TrainingPlan, train_candidate, training_window
 from payment_platform.stream.config import ScorerConfig
 from payment_platform.world import World
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Server-level URL (no database) of the MySQL-compatible server the integration tests use.
 MYSQL_ADMIN_URL = os.environ.get("PAYMENT_TEST_MYSQL_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+
+
+# The smallest split that still has a validation tail: the features' warm-up, then 10 days of training,
+# a 7-day gap and 7 test days.
+SMALL_TRAINING_PLAN = TrainingPlan(max_modelled_days=24, test_days=7, gap_days=7)
 
 
 def service_missing(reason: str) -> None:
@@ -143,9 +148,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small but real model, trained on the synthetic world and promoted."""
     root = tmp_path_factory.mktemp("models")
     world = World(seed=3, n_cards=2_000)
-    window = TrainingWindow(dt.date(2026, 9, 1), dt.date(2026, 10, 10))
+    plan = SMALL_TRAINING_PLAN
+    window = training_window(dt.date(2026, 10, 10), plan.window_days)
     payments = world.days(window.start, window.end)
-    plan = TrainingPlan(window_days=40, warmup_days=7, test_days=10, gap_days=7)
     registry = ModelRegistry(root)
     registry.promote(train_candidate(payments, window, plan, registry).version)
     return root

@@ -31,7 +31,7 @@ from payment_platform.bench.soak import soak, soak_table
 from payment_platform.bench.worker import worker_main
 from payment_platform.kafka.clients import DEFAULT_PARTITIONS, payment_producer
 from payment_platform.model import ModelRegistry
-from payment_platform.model.pipeline import TrainingPlan, TrainingWindow, train_candidate
+from payment_platform.model.pipeline import TrainingPlan, train_candidate, training_window
 from payment_platform.store.database import connect_store
 from payment_platform.stream.model_source import ModelSource
 from payment_platform.world import World
@@ -141,10 +141,10 @@ def database(server_url: str) -> Iterator[str]:
 def train_model(model_dir: Path, cards: int) -> str:
     """A small real model from the project's training code, saved and promoted in a temporary registry."""
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=10)
-    window = TrainingWindow(last - dt.timedelta(days=39), last)
+    plan = TrainingPlan(max_modelled_days=24, test_days=7, gap_days=7)
+    window = training_window(last, plan.window_days)
     payments = World(seed=3, n_cards=cards).days(window.start, window.end)
     registry = ModelRegistry(model_dir)
-    plan = TrainingPlan(window_days=40, warmup_days=7, test_days=10, gap_days=7)
     version = train_candidate(payments, window, plan, registry).version
     registry.promote(version)
     return version

@@ -20,15 +20,13 @@ import pandas as pd
 from payment_platform.bench import load, measure
 from payment_platform.bench.report import Progress, say
 from payment_platform.bench.worker import Worker
-from payment_platform.features.definitions import CARD_REACH_MS, TERMINAL_REACH_S
-from payment_platform.features.online import ALLOWED_LATENESS_MS
+from payment_platform.features.definitions import FEATURE_REACH_MS
 from payment_platform.kafka.clients import payment_producer
 
 SAMPLE_EVERY_S = 10.0
 SOAK_HISTORY_DAYS = 120  # event time the run replays: over three times the longest window reach (38 days)
-# Event time after which every window is full: the terminal windows' reach (a week's label delay and 30
-# days) or the cards' (30 days), plus the lateness a scorer keeps.
-REACH_MS = max(CARD_REACH_MS, TERMINAL_REACH_S * 1_000) + ALLOWED_LATENESS_MS
+# Event time after which every window is full (features/definitions.py).
+REACH_MS = FEATURE_REACH_MS
 POOL_PAYMENTS = 60_000  # cards, terminals and amounts cycle through a pool of about 10,000 cards
 # The embedded broker (Tansu, memory storage) fetches in time proportional to the record batches a
 # partition holds (measured: 3 ms to read the tail of 5,000 batches, 24 ms at 40,000), where Apache Kafka

@@ -1,8 +1,9 @@
 """The fraud model: trained on a rolling window of history, measured, checked, then promoted.
 
-`fraud_model` saves a candidate version to the registry; `model_metrics` measures that saved
-artifact on the held-out later days; a blocking check holds the metrics to their floors; only then
-does `production_model` move the registry's production pointer, which the live scorer follows.
+`fraud_model` measures a model on held-out later days, refits it on every labelled day and saves that as
+a candidate version in the registry; `model_metrics` reads the held-out metrics back from the saved,
+verified version; a blocking check holds them to their floors; only then does `production_model` move
+the registry's production pointer, which the live scorer follows.
 """
 
 from collections.abc import Iterator
@@ -41,7 +42,8 @@ def fraud_model(
     payment_home: PaymentHomeResource,
     score_store: ScoreStoreResource,
 ) -> Iterator[dg.Output[Candidate] | dg.AssetCheckResult]:
-    """A candidate model trained on the earlier days of the window, saved as a new registry version.
+    """A candidate model measured on the window's last days, then refit on all of them, saved as a new
+    registry version.
 
     Its check streams the same payments through the live scorer's feature state and compares every row
     with the training features: a model is only as good as the features it will be served."""
@@ -56,7 +58,9 @@ def fraud_model(
             "source": config.source,
             "window_start": str(window.start),
             "window_end": str(window.end),
+            "modelled_start": str(candidate.modelled_start),
             "train_rows": candidate.train_rows,
+            "fitted_rows": candidate.fitted_rows,
             "train_fraud_rate": candidate.train_fraud_rate,
             "review_threshold": candidate.review_threshold,
             "decline_threshold": candidate.decline_threshold,
@@ -87,10 +91,9 @@ def model_metrics(
     context: dg.AssetExecutionContext,
     fraud_model: Candidate,
     payment_home: PaymentHomeResource,
-    score_store: ScoreStoreResource,
 ) -> Iterator[dg.Output[dict[str, float | int | None]] | dg.AssetCheckResult]:
-    """The saved candidate measured on the held-out test days (docs/contracts.md §5), plotted across versions."""
-    metrics = evaluate_candidate(fraud_model, payment_home.history(), score_store.url, payment_home.registry())
+    """The candidate's metrics on its held-out test days (docs/contracts.md §5), plotted across versions."""
+    metrics = evaluate_candidate(fraud_model, payment_home.registry())
     floors = MetricFloors()
     failures = floors.failures(metrics)
     values = metrics.as_dict()

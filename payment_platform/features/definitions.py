@@ -55,6 +55,12 @@ DEFAULT_LABEL_DELAY_US = TERMINAL_LABEL_DELAY_S * 1_000_000
 # How far back from t any window reaches: events older than that can never count again.
 CARD_REACH_MS = max(CARD_WINDOWS_MS.values())
 TERMINAL_REACH_S = TERMINAL_LABEL_DELAY_S + max(TERMINAL_WINDOWS_S.values())
+# A payment may be up to this much older than the newest one featurised and still see its full history.
+ALLOWED_LATENESS_MS = DAY_MS
+# The longest reach of any feature, lateness included: a payment has complete windows only once this much
+# history lies behind it. Training rows start this many whole days after the first day with data.
+FEATURE_REACH_MS = max(CARD_REACH_MS, TERMINAL_REACH_S * SECOND_MS) + ALLOWED_LATENESS_MS
+WARMUP_DAYS = -(-FEATURE_REACH_MS // DAY_MS)
 
 FEATURE_NAMES: tuple[str, ...] = (
     "amount",

@@ -13,8 +13,8 @@ import numpy as np
 
 from payment_platform.features.card_state import N_COUNTS, CardState
 from payment_platform.features.definitions import (
+    ALLOWED_LATENESS_MS,
     CARD_REACH_MS,
-    DAY_MS,
     FEATURE_NAMES,
     TERMINAL_LABEL_DELAY_S,
     amount_cents,
@@ -23,8 +23,7 @@ from payment_platform.features.definitions import (
 )
 from payment_platform.features.terminal_state import TerminalState
 
-# A payment may be up to this much older than the newest one featurised and still see its full history.
-ALLOWED_LATENESS_MS = DAY_MS
+__all__ = ["ALLOWED_LATENESS_MS", "OnlineFeatures", "terminal_horizon_s"]
 
 
 class OnlineFeatures:

@@ -24,15 +24,8 @@ from payment_platform.model.registry import (
     ProductionPointer,
 )
 from payment_platform.model.split import InsufficientHistoryError, TimeSplit, plan_time_split, time_split
-from payment_platform.model.training import (
-    DecisionThresholds,
-    FraudScoreModel,
-    InsufficientLabelsError,
-    ThresholdPolicy,
-    TrainingResult,
-    choose_thresholds,
-    train_fraud_model,
-)
+from payment_platform.model.thresholds import DecisionThresholds, ThresholdPolicy, choose_thresholds
+from payment_platform.model.training import FraudScoreModel, InsufficientLabelsError, TrainingResult, train_fraud_model
 
 __all__ = [
     "DecisionThresholds",

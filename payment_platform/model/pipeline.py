@@ -1,23 +1,25 @@
-"""From a window of labelled history to a saved candidate model, and its independent evaluation.
+"""From a window of labelled history to a saved candidate model, with its held-out evaluation.
 
-The window is split by time: the first `warmup_days` only give the behavioural features their
-history, the model trains on the following days, then a gap as long as the label delay, then the
-test days. Evaluation reloads the saved artifact from the registry (checksum verified) and scores
-the test days again, so the metrics describe exactly what would be promoted.
+The window reaches back as far as history goes, up to the plan's maximum. Its first `WARMUP_DAYS`
+(counted from the first day that has data) only give the behavioural features their history: a row
+before that has windows reaching back past the data, and is never trained on. The rows after it (the
+modelled rows) are split by time: training, a gap as long as the label delay, test. Iterations and
+thresholds are chosen on the training period, the test days measure them, then the production model is
+refit on every modelled day (training.py). The registry records the measurement and the fitted days.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
-import numpy as np
 import pandas as pd
 import pydantic
 import sqlalchemy as sa
 
 from payment_platform.features import compute_features
-from payment_platform.model.metrics import ModelMetrics, evaluate_scores
+from payment_platform.features.definitions import WARMUP_DAYS
+from payment_platform.model.metrics import ModelMetrics
 from payment_platform.model.registry import ModelRegistry
 from payment_platform.model.training import train_fraud_model
 from payment_platform.store.history import HistoryStore
@@ -51,13 +53,27 @@ class TrainingPlan(pydantic.BaseModel):
         default=None,
         description="last day of the window, event time, YYYY-MM-DD; default: the latest history partition",
     )
-    window_days: int = pydantic.Field(default=72, description="days of history in the window, warm-up included")
-    warmup_days: int = pydantic.Field(
-        default=14, description="first days of the window, used only to give behavioural features their history"
+    max_modelled_days: int = pydantic.Field(
+        default=56,
+        description=(
+            "most days the model learns from (training, gap and test), after the features' warm-up of "
+            f"{WARMUP_DAYS} days; less history gives fewer"
+        ),
     )
     test_days: int = pydantic.Field(default=14, description="last days of the window, held out to measure the model")
     gap_days: int = pydantic.Field(default=7, description="days left out before the test days: the label delay")
     seed: int = pydantic.Field(default=0, description="seed of the model's training")
+
+    @property
+    def window_days(self) -> int:
+        """Days of history the window may reach: the warm-up, then the modelled days."""
+        return WARMUP_DAYS + self.max_modelled_days
+
+    @property
+    def min_modelled_days(self) -> int:
+        """The fewest modelled days the split works with: test, gap and two training days (the earlier
+        fits the trees, the later chooses iterations and thresholds)."""
+        return self.test_days + self.gap_days + MIN_TRAINING_DAYS
 
     @property
     def last_day(self) -> dt.date | None:
@@ -70,6 +86,9 @@ class TrainingPlan(pydantic.BaseModel):
             raise TrainingDataError(f"until must be a date YYYY-MM-DD, got {self.until!r}") from None
 
 
+MIN_TRAINING_DAYS = 2
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A trained model saved in the registry, not yet promoted."""
@@ -78,9 +97,11 @@ class Candidate:
     source: str
     window_start: dt.date
     window_end: dt.date
+    modelled_start: dt.date  # first day after the warm-up: the first training row
     test_start: dt.date
     train_rows: int
     train_fraud_rate: float
+    fitted_rows: int  # rows of the promoted model's fit: every modelled day
     review_threshold: float
     decline_threshold: float
 
@@ -178,18 +199,35 @@ def read_labelled_payments(db_url: str, window: TrainingWindow) -> pd.DataFrame:
     return payments
 
 
-def _modelled_rows(payments: pd.DataFrame, window: TrainingWindow, warmup_days: int) -> np.ndarray:
-    """Rows after the warm-up days: their behavioural features have history behind them."""
-    first = pd.Timestamp(window.start + dt.timedelta(days=warmup_days), tz="UTC")
-    return (payments["event_time"] >= first).to_numpy()
+def modelled_start(payments: pd.DataFrame) -> dt.date:
+    """The first day whose payments have complete feature windows: WARMUP_DAYS after the first day with data."""
+    first = pd.to_datetime(payments["event_time"], utc=True).min()
+    return first.date() + dt.timedelta(days=WARMUP_DAYS)
+
+
+def check_history_length(payments: pd.DataFrame, window: TrainingWindow, plan: TrainingPlan) -> dt.date:
+    """The first modelled day; TrainingDataError in one line when the history is too short for the features'
+    warm-up and the split."""
+    first_data = pd.to_datetime(payments["event_time"], utc=True).min().date()
+    start = modelled_start(payments)
+    modelled = (window.end - start).days + 1
+    if modelled < plan.min_modelled_days:
+        raise TrainingDataError(
+            f"history from {first_data} to {window.end} is too short: the feature windows need {WARMUP_DAYS} days "
+            f"of warm-up, then {plan.min_modelled_days} days for training, gap and test; "
+            f"{plan.min_modelled_days - max(modelled, 0)} more days of history needed"
+        )
+    return start
 
 
 def train_candidate(
     payments: pd.DataFrame, window: TrainingWindow, plan: TrainingPlan, registry: ModelRegistry
 ) -> Candidate:
-    """Train on the window (time split with a gap) and save the model as a new registry version."""
+    """Train on the modelled rows of the window, measure on its test days, refit on all of them, and save
+    the production model as a new registry version."""
+    first_modelled = check_history_length(payments, window, plan)
     features = compute_features(payments)
-    rows = _modelled_rows(payments, window, plan.warmup_days)
+    rows = (payments["event_time"] >= pd.Timestamp(first_modelled, tz="UTC")).to_numpy()
     modelled = payments[rows]
     result = train_fraud_model(
         features[rows].reset_index(drop=True),
@@ -201,42 +239,38 @@ def train_candidate(
         seed=plan.seed,
     )
     metadata = result.registry_metadata(plan.source)
-    metadata["training_window"].update({"window_start": str(window.start), "warmup_days": plan.warmup_days})
+    metadata["training_window"].update(
+        {
+            "window_start": str(window.start),
+            "first_day_with_data": str(pd.to_datetime(payments["event_time"], utc=True).min().date()),
+            "warmup_days": WARMUP_DAYS,
+            "modelled_start": str(first_modelled),
+        }
+    )
     version = registry.save(result.model, list(result.feature_names), metadata)
-    train_mask = result.split.train_mask(modelled["event_time"]).to_numpy()
     return Candidate(
         version=version,
         source=plan.source,
         window_start=window.start,
         window_end=window.end,
+        modelled_start=first_modelled,
         test_start=result.split.test_start.date(),
-        train_rows=int(train_mask.sum()),
-        train_fraud_rate=float(modelled["is_fraud"].to_numpy()[train_mask].mean()),
+        train_rows=result.metrics.n_train,
+        train_fraud_rate=result.metrics.n_train_fraud / max(result.metrics.n_train, 1),
+        fitted_rows=result.fitted_on.rows,
         review_threshold=result.review_threshold,
         decline_threshold=result.decline_threshold,
     )
 
 
-def evaluate_candidate(
-    candidate: Candidate, history: HistoryStore, db_url: str, registry: ModelRegistry
-) -> ModelMetrics:
-    """Metrics of the saved artifact on the candidate's test days, from its own training window."""
-    window = TrainingWindow(candidate.window_start, candidate.window_end)
-    if candidate.source == "synthetic":
-        payments = history.read(window.start, window.end)
-    else:
-        payments = read_labelled_payments(db_url, window)
+def evaluate_candidate(candidate: Candidate, registry: ModelRegistry) -> ModelMetrics:
+    """The held-out metrics recorded with the saved candidate, once its files verify and its model loads.
+
+    They were measured on the test days by the same model fitted without them (the promoted one has seen
+    them, so rescoring them with it would measure nothing)."""
     loaded = registry.load(candidate.version)
-    features = compute_features(payments)[list(loaded.feature_names)]
-    test = (payments["event_time"] >= pd.Timestamp(candidate.test_start, tz="UTC")).to_numpy()
-    scores = loaded.predict_proba(features[test].to_numpy())
-    return evaluate_scores(
-        payments["is_fraud"].to_numpy()[test],
-        scores,
-        payments["customer_id"].to_numpy()[test],
-        payments["event_time"][test].reset_index(drop=True),
-        review_threshold=loaded.review_threshold,
-        decline_threshold=loaded.decline_threshold,
-        n_train=candidate.train_rows,
-        n_train_fraud=round(candidate.train_rows * candidate.train_fraud_rate),
-    )
+    recorded = loaded.metadata.get("metrics") or {}
+    try:
+        return ModelMetrics(**{name.name: recorded[name.name] for name in fields(ModelMetrics)})
+    except KeyError as exc:
+        raise TrainingDataError(f"model {candidate.version} records no test metric {exc}") from None

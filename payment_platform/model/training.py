@@ -5,9 +5,15 @@ names, and the same column order must be given to the model at scoring time (the
 
 The training period (see split.py) is cut once more in time: the earlier part fits the trees, the
 latest days (the validation tail) choose the number of boosting iterations and the decision
-thresholds on scores the model has not seen. The final model is then refit on the whole training
-period with that number of iterations, so that the most recent labelled days - the closest to the
-traffic it will score - are in it. The test period is scored by that final model only.
+thresholds on scores the model has not seen. The evaluated model is then refit on the whole training
+period with that number of iterations and measured on the test period, which nothing above has seen:
+those are the metrics recorded.
+
+Then the production model is fitted once more, with the same iterations and thresholds, on every
+labelled day (training, gap and test): the gap and test days are the freshest labelled data, the
+closest to the traffic the model will score, and a model promoted without them would start stale.
+Its quality is the evaluated model's, measured on days it had not seen; the registry records both
+facts (what was measured on which days, and on which days the promoted model was fitted).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from payment_platform.model.metrics import ModelMetrics, evaluate_scores
 from payment_platform.model.split import DAY, InsufficientHistoryError, TimeSplit, as_utc, plan_time_split
+from payment_platform.model.thresholds import DecisionThresholds, ThresholdPolicy, choose_thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -37,32 +44,6 @@ MAX_FRAUD_WEIGHT = 10.0
 
 class InsufficientLabelsError(ValueError):
     """A period needed for training or evaluation has no fraud (or no genuine) transaction."""
-
-
-@dataclass(frozen=True)
-class ThresholdPolicy:
-    """How the decision thresholds are chosen on the validation tail.
-
-    decline: the lowest score at which the transactions scoring at least that much are frauds
-    with precision >= `decline_precision` (and at least `min_decline_frauds` of them, so a single
-    lucky fraud at the top does not set it). None reaching it: 1.0, i.e. nothing is auto-declined.
-
-    review: the lowest score that alerts at most `review_alert_rate` of the transactions (the
-    investigators' daily budget; declined transactions count in it), capped at the decline
-    threshold so that decline >= review always holds.
-    """
-
-    decline_precision: float = 0.9
-    min_decline_frauds: int = 5
-    review_alert_rate: float = 0.01
-
-
-@dataclass(frozen=True)
-class DecisionThresholds:
-    """On the fraud probability: DECLINED if score >= decline, REVIEW if score >= review."""
-
-    review: float
-    decline: float
 
 
 class FraudScoreModel:
@@ -95,8 +76,28 @@ class FraudScoreModel:
 
 
 @dataclass(frozen=True)
+class FittedDays:
+    """The days [start, end) and rows a model was fitted on."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    rows: int
+    frauds: int
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "days": int((self.end - self.start) / DAY),
+            "rows": self.rows,
+            "frauds": self.frauds,
+        }
+
+
+@dataclass(frozen=True)
 class TrainingResult:
-    """A fitted model, its thresholds, where it was trained and tested, and its test metrics."""
+    """The production model, its thresholds, the split it was measured on, and the held-out metrics of
+    the evaluated model (same iterations and thresholds, fitted on the training period only)."""
 
     model: FraudScoreModel
     feature_names: tuple[str, ...]
@@ -104,6 +105,8 @@ class TrainingResult:
     split: TimeSplit
     validation_start: pd.Timestamp
     metrics: ModelMetrics
+    fitted_on: FittedDays
+    evaluated_model: FraudScoreModel
     policy: ThresholdPolicy = field(default_factory=ThresholdPolicy)
 
     @property
@@ -125,6 +128,7 @@ class TrainingResult:
                 **self.split.as_dict(),
                 "validation_start": self.validation_start.isoformat(),
             },
+            "fitted_on": self.fitted_on.as_dict(),
             "model": {
                 "estimator": "HistGradientBoostingClassifier",
                 "n_iterations": self.model.n_iterations,
@@ -152,8 +156,10 @@ def train_fraud_model(
     seed: int = 0,
     policy: ThresholdPolicy | None = None,
     n_threads: int | None = 1,
+    refit: bool = True,
 ) -> TrainingResult:
-    """Train, choose thresholds and evaluate on the test period; rows are matched by position.
+    """Train, choose thresholds, evaluate on the test period, then (`refit`) fit the production model on
+    every row; rows are matched by position. Without `refit` the production model is the evaluated one.
 
     `validation_days` defaults to a quarter of the training period (at least one day).
     `n_threads` caps the OpenMP threads of the trees (None: all cores). One by default: on a
@@ -178,8 +184,10 @@ def train_fraud_model(
         n_iterations, validation_scores = _fit_with_early_stopping(
             features[in_fit], labels[in_fit], features[in_validation], labels[in_validation], seed
         )
-        model = _fit(features[in_train], labels[in_train], n_iterations, seed)
-        test_scores = model.predict_proba(features[in_test])[:, 1]
+        evaluated = _fit(features[in_train], labels[in_train], n_iterations, seed)
+        test_scores = evaluated.predict_proba(features[in_test])[:, 1]
+        in_fitted = (times < split.test_end).to_numpy() if refit else in_train
+        model = _fit(features[in_fitted], labels[in_fitted], n_iterations, seed) if refit else evaluated
     thresholds = choose_thresholds(labels[in_validation], validation_scores, policy)
     metrics = evaluate_scores(
         labels[in_test],
@@ -192,14 +200,21 @@ def train_fraud_model(
         n_train=int(in_train.sum()),
         n_train_fraud=int(labels[in_train].sum()),
     )
+    fitted_on = FittedDays(
+        start=split.train_start,
+        end=split.test_end if refit else split.train_end,
+        rows=int(in_fitted.sum()),
+        frauds=int(labels[in_fitted].sum()),
+    )
     logger.info(
-        "trained %d iterations on %d rows; test AUC %.3f AP %.3f CP@%d %.3f",
+        "%d iterations; test AUC %.3f AP %.3f CP@%d %.3f after training on %d rows; production model fitted on %d",
         n_iterations,
-        metrics.n_train,
         metrics.roc_auc,
         metrics.average_precision,
         k,
         metrics.card_precision_at_k,
+        metrics.n_train,
+        fitted_on.rows,
     )
     return TrainingResult(
         model=model,
@@ -208,30 +223,10 @@ def train_fraud_model(
         split=split,
         validation_start=validation_start,
         metrics=metrics,
+        fitted_on=fitted_on,
+        evaluated_model=evaluated,
         policy=policy,
     )
-
-
-def choose_thresholds(
-    labels: np.ndarray, scores: np.ndarray, policy: ThresholdPolicy | None = None
-) -> DecisionThresholds:
-    """Review and decline thresholds on held-out scores, by the rule documented in ThresholdPolicy."""
-    policy = policy or ThresholdPolicy()
-    order = np.argsort(-np.asarray(scores, dtype=float), kind="mergesort")
-    ranked_scores = np.asarray(scores, dtype=float)[order]
-    frauds_caught = np.cumsum(np.asarray(labels, dtype=int)[order])
-    n_alerts = np.arange(1, ranked_scores.size + 1)
-    # A threshold alerts every transaction scoring at least it, so only the last of equal scores is a cut.
-    is_cut = np.r_[ranked_scores[1:] != ranked_scores[:-1], True]
-
-    declinable = (
-        is_cut & (frauds_caught / n_alerts >= policy.decline_precision) & (frauds_caught >= policy.min_decline_frauds)
-    )
-    decline = float(ranked_scores[np.flatnonzero(declinable)[-1]]) if declinable.any() else 1.0
-
-    within_budget = is_cut & (n_alerts <= policy.review_alert_rate * ranked_scores.size)
-    review = float(ranked_scores[np.flatnonzero(within_budget)[-1]]) if within_budget.any() else decline
-    return DecisionThresholds(review=min(review, decline), decline=decline)
 
 
 def _aligned_inputs(

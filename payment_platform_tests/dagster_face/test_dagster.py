@@ -33,6 +33,7 @@ from payment_platform.model.pipeline import MetricFloors
 from payment_platform.store.database import connect_store
 from payment_platform.store.tables import daily_scoring_reports
 from payment_platform.store.writer import ScoreWriter
+from payment_platform_tests.conftest import SMALL_TRAINING_PLAN
 from payment_platform_tests.dagster_face.support import (
     DEFS,
     RANGE_END,
@@ -222,9 +223,11 @@ def test_history_check_fails_when_the_fraud_rate_is_out_of_band(
 
 # --- training, the blocking check and promotion --------------------------------------------------
 
-HISTORY_FIRST, HISTORY_LAST = dt.date(2026, 1, 1), dt.date(2026, 2, 9)  # 40 days
+SHORT_TRAINING = TrainingConfig(**SMALL_TRAINING_PLAN.model_dump())
+HISTORY_DAYS = SHORT_TRAINING.window_days  # the features' warm-up, then training, gap and test
+HISTORY_FIRST = dt.date(2026, 1, 1)
+HISTORY_LAST = HISTORY_FIRST + dt.timedelta(days=HISTORY_DAYS - 1)
 SMALL_WORLD = HistoryConfig(n_cards=2000)
-SHORT_TRAINING = TrainingConfig(window_days=40, warmup_days=7, test_days=10, gap_days=7)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,7 +237,7 @@ class ImpossibleFloors(MetricFloors):
 
 @pytest.fixture(scope="module")
 def history_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 days of a small world's history, materialized once as a single run of the whole range.
+    """HISTORY_DAYS of a small world's history, materialized once as a single run of the whole range.
 
     Each day gets its own check result, and the instance holds one resolved check execution per day:
     none is left PLANNED."""
@@ -253,9 +256,9 @@ def history_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             dg.AssetCheckKey(dg.AssetKey("transaction_history"), HISTORY_FRAUD_RATE_CHECK), limit=100
         )
     assert result.success
-    assert materializations(result)["transaction_history"]["days"] == 40
+    assert materializations(result)["transaction_history"]["days"] == HISTORY_DAYS
     evaluations = result.get_asset_check_evaluations()
-    days = [(HISTORY_FIRST + dt.timedelta(days=i)).isoformat() for i in range(40)]
+    days = [(HISTORY_FIRST + dt.timedelta(days=i)).isoformat() for i in range(HISTORY_DAYS)]
     assert sorted(e.partition for e in evaluations) == days
     assert all(e.passed for e in evaluations)
     assert sorted(record.partition for record in records) == days
@@ -265,8 +268,8 @@ def history_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_history_backfill_writes_every_day_of_the_range(history_root: Path) -> None:
     days = sorted(p.name for p in history_root.iterdir())
-    assert len(days) == 40
-    assert (days[0], days[-1]) == ("date=2026-01-01.parquet", "date=2026-02-09.parquet")
+    assert len(days) == HISTORY_DAYS
+    assert (days[0], days[-1]) == ("date=2026-01-01.parquet", f"date={HISTORY_LAST}.parquet")
 
 
 def with_history(home: Path, history_root: Path) -> None:
@@ -313,7 +316,7 @@ def test_training_promotes_a_model_that_clears_its_floors(
         >= MetricFloors.average_precision_lift * metrics["n_test_fraud"] / metrics["n_test"]
     )
     assert metrics["card_precision_at_k"] >= MetricFloors.card_precision_share * metrics["best_card_precision_at_k"]
-    assert metrics["n_test_days"] == 10
+    assert metrics["n_test_days"] == SHORT_TRAINING.test_days
     assert materialized["production_model"] == {"version": candidate.version, "previous_version": ""}
     assert result.output_for_node("model_metrics")["roc_auc"] == metrics["roc_auc"]
 
@@ -376,7 +379,8 @@ def test_cli_training_failure_names_the_cause(tmp_path: Path) -> None:
     done = run_cli(["payment-platform", "train", "--source", "database", "--until", "2026-03-01"], tmp_path, tmp_path)
     assert done.returncode != 0
     last_line = done.stderr.strip().splitlines()[-1]
-    assert "no scored payments between 2025-12-20 and 2026-03-01" in last_line
+    first = dt.date(2026, 3, 1) - dt.timedelta(days=TrainingConfig().window_days - 1)
+    assert f"no scored payments between {first} and 2026-03-01" in last_line
     assert "Error occurred while executing" not in last_line
 
 
