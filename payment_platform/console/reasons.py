@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from payment_platform.console.models import ModelInfo
-from payment_platform.features.definitions import CARD_RATIO_WINDOW, CARD_WINDOWS_MS
+from payment_platform.features.definitions import CARD_WINDOWS_MS
 from payment_platform.stream.decisions import DecisionPolicy
 
 _WINDOW_10M = dt.timedelta(milliseconds=CARD_WINDOWS_MS["10m"])
 _WINDOW_1H = dt.timedelta(milliseconds=CARD_WINDOWS_MS["1h"])
-_WINDOW_MEAN = dt.timedelta(milliseconds=CARD_WINDOWS_MS[CARD_RATIO_WINDOW])
+_WINDOW_MEAN = dt.timedelta(milliseconds=CARD_WINDOWS_MS["30d"])  # the decision rule's amount_to_card_mean_30d
 CARD_CONTEXT_REACH = _WINDOW_MEAN  # how much of a card's history the explanations need before a payment
 
 

@@ -38,8 +38,9 @@ CARD_WINDOWS_MS: dict[str, int] = {
 }
 # The card windows that also give `card_mean_amount_<name>`.
 CARD_MEAN_WINDOWS: tuple[str, ...] = ("1d", "7d", "30d")
-# The mean the current amount is compared with (`amount_to_card_mean_<name>`).
-CARD_RATIO_WINDOW = "30d"
+# The card means the current amount is compared with (`amount_to_card_mean_<name>`): the card's own habit
+# over a day, a week and a month. Each must be one of CARD_MEAN_WINDOWS.
+CARD_RATIO_WINDOWS: tuple[str, ...] = ("1d", "7d", "30d")
 
 # Terminal windows in whole seconds, each giving `terminal_count_<name>` and `terminal_fraud_share_<name>`.
 TERMINAL_WINDOWS_S: dict[str, int] = {"1d": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S}
@@ -68,7 +69,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "is_night",
     *(f"card_count_{name}" for name in CARD_WINDOWS_MS),
     *(f"card_mean_amount_{name}" for name in CARD_MEAN_WINDOWS),
-    f"amount_to_card_mean_{CARD_RATIO_WINDOW}",
+    *(f"amount_to_card_mean_{name}" for name in CARD_RATIO_WINDOWS),
     *(f"terminal_count_{name}" for name in TERMINAL_WINDOWS_S),
     *(f"terminal_fraud_share_{name}" for name in TERMINAL_WINDOWS_S),
 )
@@ -154,7 +155,7 @@ def assemble_features(
     hour = np.floor_divide(np.mod(t_ms, DAY_MS), HOUR_MS)
     mean_columns = [list(CARD_WINDOWS_MS).index(name) for name in CARD_MEAN_WINDOWS]
     card_mean = _safe_divide(np.asarray(card_cents, dtype=np.float64) / 100, card_count[:, mean_columns])
-    ratio_mean = card_mean[:, CARD_MEAN_WINDOWS.index(CARD_RATIO_WINDOW)]
+    ratio_mean = card_mean[:, [CARD_MEAN_WINDOWS.index(name) for name in CARD_RATIO_WINDOWS]]
     matrix = np.column_stack(
         [
             amount,
@@ -162,7 +163,7 @@ def assemble_features(
             hour <= NIGHT_LAST_HOUR,
             card_count,
             card_mean,
-            _safe_divide(amount, ratio_mean),
+            _safe_divide(np.asarray(amount, dtype=np.float64)[:, None], ratio_mean),
             terminal_count,
             _safe_divide(terminal_fraud, terminal_count),
         ]
