@@ -107,23 +107,6 @@ def test_card_means_include_the_current_payment(featurise: Callable[..., pd.Data
     assert features["card_count_30d"].tolist() == [1, 2, 3]
 
 
-def test_the_amount_is_compared_with_the_cards_daily_and_weekly_habit(
-    featurise: Callable[..., pd.DataFrame],
-) -> None:
-    frame = payment_frame(
-        [
-            ("c1", "t1", 0, 10.0, 0),
-            ("c1", "t1", 2 * DAY_MS, 20.0, 0),
-            ("c1", "t1", 2 * DAY_MS + HOUR_MS, 180.0, 0),  # a jump against both habits
-            ("c1", "t1", 9 * DAY_MS + HOUR_MS, 0.0, 0),  # a zero-amount card check: ratio 0
-        ]
-    )
-    features = featurise(frame)
-    assert features["amount_to_card_mean_1d"].tolist() == pytest.approx([1.0, 1.0, 180.0 / 100.0, 0.0])
-    assert features["amount_to_card_mean_7d"].tolist() == pytest.approx([1.0, 20.0 / 15.0, 180.0 / 70.0, 0.0])
-    assert features["card_mean_amount_7d"].tolist()[-1] == 0.0  # the week holds the zero check alone
-
-
 def test_card_windows_are_on_event_time_whatever_the_delivery_order(featurise: Callable[..., pd.DataFrame]) -> None:
     frame = payment_frame(
         [

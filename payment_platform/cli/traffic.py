@@ -60,25 +60,13 @@ def add_commands(commands: Subcommands) -> None:
 
 
 def payment_feed(settings: Settings, label_delay_days: float) -> PaymentFeed:
-    from payment_platform.kafka.clients import (
-        BrokerUnavailable,
-        check_broker,
-        ensure_topics,
-        payment_producer,
-    )
-    from payment_platform.sources.feed import PaymentFeed
+    from payment_platform.kafka.clients import BrokerUnavailable
+    from payment_platform.sources.feed import open_payment_feed
 
     try:
-        check_broker(settings.kafka_bootstrap)
-        ensure_topics(settings.kafka_bootstrap, [settings.payment_topic, settings.labels_topic, settings.dlq_topic])
+        return open_payment_feed(settings, label_delay_days)
     except BrokerUnavailable as exc:
         raise CommandError(str(exc)) from None
-    return PaymentFeed(
-        payment_producer(settings.kafka_bootstrap),
-        settings.payment_topic,
-        settings.labels_topic,
-        label_delay_days,
-    )
 
 
 def run_produce(args: argparse.Namespace, settings: Settings) -> int:

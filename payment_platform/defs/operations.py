@@ -71,19 +71,21 @@ def _definitions() -> dg.Definitions:
 
 
 def train_through_dagster(
-    settings: Settings, *, source: str = "synthetic", until: dt.date | None = None
+    settings: Settings, *, source: str = "synthetic", until: dt.date | None = None, **plan: int
 ) -> tuple[str, dict[str, object]]:
     """Materialise the missing history window (synthetic source), then model, metrics, checks and promotion.
+
+    `plan` sets other TrainingPlan fields (e.g. test_days) for this run.
 
     Returns the promoted version and its metrics; raises TrainingFailed when a run fails or the
     model does not clear its checks (it is then not promoted).
     """
     instance = dagster_instance(settings)
     definitions = _definitions()
-    plan = TrainingConfig(source=source, until=until.isoformat() if until else None)
+    config = TrainingConfig(source=source, until=until.isoformat() if until else None, **plan)
     if source == "synthetic":
         last_day = until or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-        missing = missing_history_days(HistoryStore(settings.history_dir), last_day, plan.window_days)
+        missing = missing_history_days(HistoryStore(settings.history_dir), last_day, config.window_days)
         if missing:
             history = definitions.resolve_job_def(history_job.name).execute_in_process(
                 instance=instance,
@@ -95,11 +97,11 @@ def train_through_dagster(
             )
             if not history.success:
                 raise TrainingFailed(f"materializing the history failed (run {history.run_id})")
-        plan = TrainingConfig(source=source, until=last_day.isoformat())
+        config = TrainingConfig(source=source, until=last_day.isoformat(), **plan)
 
     result = definitions.resolve_job_def(train_job.name).execute_in_process(
         instance=instance,
-        run_config=dg.RunConfig(ops={"fraud_model": plan}),
+        run_config=dg.RunConfig(ops={"fraud_model": config}),
         raise_on_error=False,
     )
     failed = [c for c in result.get_asset_check_evaluations() if not c.passed]

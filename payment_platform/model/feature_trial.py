@@ -3,7 +3,7 @@ synthetic worlds and model seeds, measured on held-out days (AP, CP@100, AUC): a
 raises AP and CP@100 by more than the spread between runs (the trees' seed alone moves AUC by ~±0.006).
 
     python -m payment_platform.model.feature_trial --worlds 3 --seeds 2 \\
-        --without amount_to_card_mean_1d,amount_to_card_mean_7d
+        --without amount_to_card_mean_30d
 
 The comparison is paired: both variants train on the same world and seed, so the reported difference
 is free of the variation between worlds.

@@ -10,6 +10,8 @@ import orjson
 import pandas as pd
 from confluent_kafka import Producer
 
+from payment_platform.settings import Settings
+
 US_PER_DAY = 86_400 * 1_000_000
 
 
@@ -106,3 +108,14 @@ class PaymentFeed:
                 return
             except BufferError:  # local queue full: let deliveries drain
                 self.producer.poll(0.05)
+
+
+def open_payment_feed(settings: Settings, label_delay_days: float) -> PaymentFeed:
+    """A feed to the configured topics (created when missing); BrokerUnavailable when none answers."""
+    from payment_platform.kafka.clients import check_broker, ensure_topics, payment_producer
+
+    check_broker(settings.kafka_bootstrap)
+    ensure_topics(settings.kafka_bootstrap, [settings.payment_topic, settings.labels_topic, settings.dlq_topic])
+    return PaymentFeed(
+        payment_producer(settings.kafka_bootstrap), settings.payment_topic, settings.labels_topic, label_delay_days
+    )
