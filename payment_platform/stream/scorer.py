@@ -100,6 +100,7 @@ class PaymentScorer:
         )
         self._last_cut = 0.0
         self._status_at = 0.0
+        self._handing_over = False  # commits wait for the broker while partitions change hands
         self._assigned_at: float | None = None
         self._stopped = threading.Event()
 
@@ -216,12 +217,18 @@ class PaymentScorer:
         self._commit(batch.offsets)
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit offsets whose records are durable: asynchronously while scoring (a round trip per batch
+        would stall the loop; a failure is logged by the client's callback and only means a re-read), and
+        waiting for the broker while partitions are handed over or the scorer stops."""
         owned = set(self.consumer.assignment()) if offsets else set()
         offsets = [tp for tp in offsets if TopicPartition(tp.topic, tp.partition) in owned]
         if not offsets:
             return
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            if self._handing_over:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # What they cover is written: a lost commit only means it is read again, and absorbed.
             logger.warning("offset commit failed (%s): the batch will be read again and absorbed", exc.args[0])
@@ -246,6 +253,13 @@ class PaymentScorer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("revoked %s (a rebalance, or the group was lost)", _names(partitions))
+        self._handing_over = True
+        try:
+            self._hand_over(consumer, partitions)
+        finally:
+            self._handing_over = False
+
+    def _hand_over(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if (outcome := self.sink.wait()) is not None:  # commit what was read from them while still ours
             self._written(outcome)
         if self.repartitioner is not None:
@@ -297,6 +311,7 @@ class PaymentScorer:
             on_progress(self.stats)
 
     def _close(self) -> None:
+        self._handing_over = True
         try:
             if (outcome := self.sink.close()) is not None:
                 self._written(outcome)
