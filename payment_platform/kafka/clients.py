@@ -121,3 +121,20 @@ def scorer_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer
     }
     config.update(overrides)
     return Consumer(config)
+
+
+def consumer_lag(consumer: Consumer) -> int | None:
+    """Messages behind the end of the consumer's assigned partitions (approximate: from the last fetch's
+    high watermarks, so no round trip per partition on the consuming thread); None when it has none."""
+    try:
+        assignment = consumer.assignment()
+        if not assignment:
+            return None
+        lag = 0
+        for tp in consumer.position(assignment):
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                lag += max(high - tp.offset, 0)
+        return lag
+    except Exception:  # noqa: BLE001 - lag is informative only
+        return None
