@@ -13,7 +13,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from payment_platform.console import desk, health, live_quality, monitoring
+from payment_platform.console import (
+    health,
+    leases,
+    lifetime_totals,
+    live_quality,
+    recent_windows,
+    review_cases,
+    verdicts,
+    window_aggregates,
+)
 from payment_platform.console.accounts import ANALYST_NAME
 from payment_platform.console.export import MAX_EXPORT_ROWS, ExportFilter, csv_chunks, export_rows
 from payment_platform.console.investigation import TimelineEntry, card_timeline
@@ -71,19 +80,19 @@ def overview(console: Console, request: Request, form: Form) -> Response:
     now = console.clock()
     minutes = _int_arg(request, "window", 60, 1, 1440)
     minutes = minutes if minutes in OVERVIEW_WINDOWS else 60
-    window = monitoring.Window(now, minutes)
+    window = window_aggregates.Window(now, minutes)
     model = console.models.production()
     with console.store.reader.connect() as conn:
-        totals = monitoring.status_totals_all_time(conn)
+        totals = lifetime_totals.status_totals_all_time(conn)
         aggregates = health.aggregates_health(conn)
         try:
-            last_minute: int | None = monitoring.payments_since(conn, now - dt.timedelta(minutes=1))
-        except monitoring.AggregatesBehind:
+            last_minute: int | None = recent_windows.payments_since(conn, now - dt.timedelta(minutes=1))
+        except recent_windows.AggregatesBehind:
             last_minute = None
-        decisions = monitoring.decisions_over_time(conn, window)
-        latency = monitoring.latency_over_time(conn, window)
-        scores = monitoring.score_distribution(conn, window)
-        reasons = monitoring.reason_breakdown(conn, window)
+        decisions = window_aggregates.decisions_over_time(conn, window)
+        latency = window_aggregates.latency_over_time(conn, window)
+        scores = window_aggregates.score_distribution(conn, window)
+        reasons = window_aggregates.reason_breakdown(conn, window)
     charts = {
         "decisions": {
             "kind": "decisions",
@@ -133,12 +142,12 @@ def risk(console: Console, request: Request, form: Form) -> Response:
     asked = now - dt.timedelta(minutes=minutes)
     behind: str | None = None
     with console.store.reader.connect() as conn:
-        top = monitoring.top_risk_cards(conn, limit=10)
-        window = monitoring.recent_window(conn, asked)
+        top = lifetime_totals.top_risk_cards(conn, limit=10)
+        window = recent_windows.recent_window(conn, asked)
         try:
-            high = monitoring.high_risk_payments(conn, window.since, min_score=min_score)
-            velocity = monitoring.velocity_suspects(conn, window.since, min_payments=min_payments)
-        except monitoring.AggregatesBehind as exc:
+            high = recent_windows.high_risk_payments(conn, window.since, min_score=min_score)
+            velocity = recent_windows.velocity_suspects(conn, window.since, min_payments=min_payments)
+        except recent_windows.AggregatesBehind as exc:
             high, velocity, behind = [], [], str(exc)
     return console.render(
         request,
@@ -150,7 +159,7 @@ def risk(console: Console, request: Request, form: Form) -> Response:
             "min_payments": min_payments,
             "since": window.since,
             "shortened": window.shortened,
-            "max_window_rows": monitoring.MAX_WINDOW_ROWS,
+            "max_window_rows": recent_windows.MAX_WINDOW_ROWS,
             "top": top,
             "high": high,
             "velocity": velocity,
@@ -201,9 +210,9 @@ def card(console: Console, request: Request, form: Form) -> Response:
     }
     if customer_id:
         with console.store.reader.connect() as conn:
-            context["summary"] = monitoring.card_risk(conn, customer_id)
+            context["summary"] = lifetime_totals.card_risk(conn, customer_id)
             context["timeline"] = card_timeline(conn, customer_id)
-            context["open_payments"] = desk.open_payments_of(conn, customer_id)
+            context["open_payments"] = review_cases.open_payments_of(conn, customer_id)
         model = console.models.production()
         context["chart"] = _timeline_chart(context["timeline"], model)
     return console.render(request, "card.html", context)
@@ -212,7 +221,9 @@ def card(console: Console, request: Request, form: Form) -> Response:
 def _timeline_chart(timeline: list[TimelineEntry], model: ModelInfo | None) -> dict[str, Any]:
     ordered = sorted(timeline, key=lambda e: e.event_time)
     x = [e.event_time.replace(tzinfo=dt.UTC).timestamp() for e in ordered]
-    by_status = {status: [e.score if e.status == status else None for e in ordered] for status in monitoring.STATUSES}
+    by_status = {
+        status: [e.score if e.status == status else None for e in ordered] for status in lifetime_totals.STATUSES
+    }
     return {
         "kind": "timeline",
         "x": x,
@@ -229,8 +240,8 @@ def _timeline_chart(timeline: list[TimelineEntry], model: ModelInfo | None) -> d
 def queue(console: Console, request: Request, form: Form) -> Response:
     now = console.clock()
     with console.store.reader.connect() as conn:
-        cases = desk.review_queue(conn, now)
-        open_cases, open_payments = desk.open_cases(conn)
+        cases = review_cases.review_queue(conn, now)
+        open_cases, open_payments = review_cases.open_cases(conn)
         aggregates = health.aggregates_health(conn)
     done = _id_arg(request, "done")
     return console.render(
@@ -243,8 +254,8 @@ def queue(console: Console, request: Request, form: Form) -> Response:
             "open_payments": open_payments,
             "aggregates": aggregates,
             "done": done,
-            "judged": _int_arg(request, "judged", 0, 0, desk.CASE_ITEMS_LIMIT),
-            "verdict": _arg(request, "verdict") if _arg(request, "verdict") in desk.VERDICTS else "",
+            "judged": _int_arg(request, "judged", 0, 0, review_cases.CASE_ITEMS_LIMIT),
+            "verdict": _arg(request, "verdict") if _arg(request, "verdict") in verdicts.VERDICTS else "",
         },
     )
 
@@ -255,8 +266,8 @@ def case(console: Console, request: Request, form: Form, *, message: str | None 
         return RedirectResponse("/queue", status_code=303)
     now = console.clock()
     with console.store.reader.connect() as conn:
-        loaded = desk.load_case(conn, customer_id, now)
-        summary = monitoring.card_risk(conn, customer_id)
+        loaded = review_cases.load_case(conn, customer_id, now)
+        summary = lifetime_totals.card_risk(conn, customer_id)
         history = card_timeline(conn, customer_id, limit=30)
     production = console.models.production()
     explained = []
@@ -292,7 +303,7 @@ def case(console: Console, request: Request, form: Form, *, message: str | None 
             "taken": lease is not None and lease.analyst != analyst,
             "message": message,
             "chart": _timeline_chart(history, production),
-            "verdicts": desk.VERDICTS,
+            "verdicts": verdicts.VERDICTS,
         },
         status_code=status,
     )
@@ -303,8 +314,8 @@ def take_case(console: Console, request: Request, form: Form) -> Response:
     if customer_id is None:
         return RedirectResponse("/queue", status_code=303)
     try:
-        desk.take_case(console.store.writer, customer_id, request.state.session.analyst, console.clock())
-    except desk.CaseTaken as exc:
+        leases.take_case(console.store.writer, customer_id, request.state.session.analyst, console.clock())
+    except leases.CaseTaken as exc:
         return case(console, request, form, message=f"Taken: {exc}.", status=409)
     return RedirectResponse("/case?" + urllib.parse.urlencode({"card": customer_id}), status_code=303)
 
@@ -315,8 +326,8 @@ def renew_lease(console: Console, request: Request, form: Form) -> Response:
     if customer_id is None:
         return Response(status_code=400)
     try:
-        lease = desk.take_case(console.store.writer, customer_id, request.state.session.analyst, console.clock())
-    except desk.CaseTaken as exc:
+        lease = leases.take_case(console.store.writer, customer_id, request.state.session.analyst, console.clock())
+    except leases.CaseTaken as exc:
         return Response(f"taken: {exc}", status_code=409, media_type="text/plain")
     return Response(f"yours until {lease.expires_at:%H:%M:%S} UTC", media_type="text/plain")
 
@@ -324,17 +335,17 @@ def renew_lease(console: Console, request: Request, form: Form) -> Response:
 def release_case(console: Console, request: Request, form: Form) -> Response:
     customer_id = _card_id(_field(form, "card"))
     if customer_id is not None:
-        desk.release_case(console.store.writer, customer_id, request.state.session.analyst)
+        leases.release_case(console.store.writer, customer_id, request.state.session.analyst)
     return RedirectResponse("/queue", status_code=303)
 
 
 def give_verdict(console: Console, request: Request, form: Form) -> Response:
     customer_id = _card_id(_field(form, "card"))
     verdict = _field(form, "verdict")
-    if customer_id is None or verdict not in desk.VERDICTS:
+    if customer_id is None or verdict not in verdicts.VERDICTS:
         return case(console, request, form, message="Choose fraud or genuine.", status=400)
     try:
-        judged = desk.record_verdict(
+        judged = verdicts.record_verdict(
             console.store.writer,
             console.labels,
             customer_id=customer_id,
@@ -344,9 +355,9 @@ def give_verdict(console: Console, request: Request, form: Form) -> Response:
             transaction_ids=[tx for tx in form.get("tx", []) if 0 < len(tx) <= MAX_ID_LENGTH],
             now=console.clock(),
         )
-    except desk.CaseTaken as exc:
+    except leases.CaseTaken as exc:
         return case(console, request, form, message=f"Not recorded: {exc}.", status=409)
-    except desk.NothingToReview as exc:
+    except verdicts.NothingToReview as exc:
         return case(console, request, form, message=f"Not recorded: {exc}.", status=409)
     except LabelNotDelivered as exc:
         return case(
@@ -367,7 +378,7 @@ def export_form(console: Console, request: Request, form: Form) -> Response:
     return console.render(
         request,
         "export.html",
-        {"nav": "export", "statuses": monitoring.STATUSES, "max_rows": MAX_EXPORT_ROWS, "error": None},
+        {"nav": "export", "statuses": lifetime_totals.STATUSES, "max_rows": MAX_EXPORT_ROWS, "error": None},
     )
 
 
@@ -378,7 +389,7 @@ def export_csv(console: Console, request: Request, form: Form) -> Response:
         return console.render(
             request,
             "export.html",
-            {"nav": "export", "statuses": monitoring.STATUSES, "max_rows": MAX_EXPORT_ROWS, "error": str(exc)},
+            {"nav": "export", "statuses": lifetime_totals.STATUSES, "max_rows": MAX_EXPORT_ROWS, "error": str(exc)},
             status_code=400,
         )
     return StreamingResponse(
@@ -390,7 +401,7 @@ def export_csv(console: Console, request: Request, form: Form) -> Response:
 
 def _export_filter(request: Request) -> ExportFilter:
     status = _arg(request, "status").upper() or None
-    if status is not None and status not in monitoring.STATUSES:
+    if status is not None and status not in lifetime_totals.STATUSES:
         raise ValueError(f"unknown status {status!r}")
     limit_text = _arg(request, "limit", "10000") or "0"
     try:
