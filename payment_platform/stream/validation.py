@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, NamedTuple
+from typing import Annotated, NamedTuple, TypeVar
 
 import msgspec
 
@@ -128,20 +129,34 @@ class _UsualPayment(msgspec.Struct):
 
 
 _USUAL_PAYMENT = msgspec.json.Decoder(_UsualPayment)
+U = TypeVar("U")
+V = TypeVar("V")
+
+
+def _parse(
+    value: bytes | None,
+    record_us: int,
+    now_us: int,
+    fast: msgspec.json.Decoder[U],
+    accept: Callable[[U, int, int], V | None],
+    general: Callable[[bytes | None, int, int], V],
+) -> V:
+    """The fast path's value when it accepts the message outright; else the general path's value or reason."""
+    if value is not None and len(value) <= MAX_MESSAGE_BYTES:
+        try:
+            usual = fast.decode(value)
+        except (msgspec.MsgspecError, ValueError, RecursionError):  # the general path says what is wrong
+            pass
+        else:
+            accepted = accept(usual, record_us, now_us)
+            if accepted is not None:
+                return accepted
+    return general(value, record_us, now_us)
 
 
 def parse_payment(value: bytes | None, record_us: int, now_us: int) -> Payment:
     """The payment in a `payments` message; `record_us` is the Kafka record timestamp."""
-    if value is not None and len(value) <= MAX_MESSAGE_BYTES:
-        try:
-            usual = _USUAL_PAYMENT.decode(value)
-        except (msgspec.MsgspecError, ValueError, RecursionError):  # the general path says what is wrong
-            pass
-        else:
-            payment = _accept_usual(usual, record_us, now_us)
-            if payment is not None:
-                return payment
-    return _parse_any_payment(value, record_us, now_us)
+    return _parse(value, record_us, now_us, _USUAL_PAYMENT, _accept_usual, _parse_any_payment)
 
 
 def _accept_usual(usual: _UsualPayment, record_us: int, now_us: int) -> Payment | None:
@@ -210,16 +225,7 @@ _USUAL_LABEL = msgspec.json.Decoder(_UsualLabel)
 
 def parse_label(value: bytes | None, record_us: int, now_us: int) -> Label:
     """The label in a `payment-labels` message; `record_us` is the Kafka record timestamp."""
-    if value is not None and len(value) <= MAX_MESSAGE_BYTES:
-        try:
-            usual = _USUAL_LABEL.decode(value)
-        except (msgspec.MsgspecError, ValueError, RecursionError):  # the general path says what is wrong
-            pass
-        else:
-            label = _accept_usual_label(usual, record_us, now_us)
-            if label is not None:
-                return label
-    return _parse_any_label(value, record_us, now_us)
+    return _parse(value, record_us, now_us, _USUAL_LABEL, _accept_usual_label, _parse_any_label)
 
 
 def _accept_usual_label(usual: _UsualLabel, record_us: int, now_us: int) -> Label | None:
