@@ -38,6 +38,7 @@ setup(
         "dev": [
             "dagster-docker>=0.29,<0.30",  # the tests validate deploy/dagster.yaml against its schema
             "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",  # the README's test command runs the suite in two workers
             "hypothesis>=6.100,<7",
             "packaging>=23,<27",
             "PyYAML>=6,<7",

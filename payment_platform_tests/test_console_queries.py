@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from payment_platform.console import desk, monitoring
+from payment_platform.console import leases, lifetime_totals, recent_windows, review_cases, verdicts, window_aggregates
 from payment_platform.console.export import EXPORT_COLUMNS, ExportFilter, csv_chunks, csv_field, export_rows
 from payment_platform.console.investigation import card_timeline
 from payment_platform.console.live_quality import measure_day
@@ -120,7 +120,7 @@ def filled(
         yield store, stored(store, rows)
 
 
-def reference_window(frame: pd.DataFrame, window: monitoring.Window) -> pd.DataFrame:
+def reference_window(frame: pd.DataFrame, window: window_aggregates.Window) -> pd.DataFrame:
     minute = (frame["scored_at"] - dt.datetime(1970, 1, 1)).dt.total_seconds() // 60
     return frame[(minute >= window.first_minute) & (minute <= window.last_minute)]
 
@@ -131,9 +131,9 @@ def reference_window(frame: pd.DataFrame, window: monitoring.Window) -> pd.DataF
 def test_status_totals_and_latency_equal_the_seed_full_table_queries(filled: tuple[ConsoleStore, pd.DataFrame]) -> None:
     store, frame = filled
     with store.reader.connect() as conn:
-        totals = monitoring.status_totals_all_time(conn)
+        totals = lifetime_totals.status_totals_all_time(conn)
     # Seed: SELECT status, COUNT(*) ... GROUP BY status; AVG and MAX of the latency over the table.
-    assert totals.payments == {s: int((frame["status"] == s).sum()) for s in monitoring.STATUSES}
+    assert totals.payments == {s: int((frame["status"] == s).sum()) for s in lifetime_totals.STATUSES}
     assert totals.total == ROWS
     assert totals.latency_avg_ms == pytest.approx(frame["latency_ms"].mean(), rel=1e-9)
     assert totals.latency_max_ms == pytest.approx(frame["latency_ms"].max(), abs=1e-3)
@@ -141,9 +141,9 @@ def test_status_totals_and_latency_equal_the_seed_full_table_queries(filled: tup
 
 def test_reason_breakdown_counts_each_code_like_the_seed_breakdown(filled: tuple[ConsoleStore, pd.DataFrame]) -> None:
     store, frame = filled
-    window = monitoring.Window(NOW, 60)
+    window = window_aggregates.Window(NOW, 60)
     with store.reader.connect() as conn:
-        breakdown = monitoring.reason_breakdown(conn, window)
+        breakdown = window_aggregates.reason_breakdown(conn, window)
 
     def codes(rows: pd.DataFrame) -> Counter[str]:
         return Counter(code for reasons in rows["reasons"] for code in dict.fromkeys(reasons.split(",")) if code)
@@ -157,7 +157,7 @@ def test_reason_breakdown_counts_each_code_like_the_seed_breakdown(filled: tuple
 def test_top_risk_cards_rank_by_declines_like_the_seed(filled: tuple[ConsoleStore, pd.DataFrame]) -> None:
     store, frame = filled
     with store.reader.connect() as conn:
-        top = monitoring.top_risk_cards(conn, limit=10)
+        top = lifetime_totals.top_risk_cards(conn, limit=10)
     by_card = frame.groupby("customer_id").agg(
         payments=("status", "size"),
         declined=("status", lambda s: int((s == "DECLINED").sum())),
@@ -178,7 +178,7 @@ def test_one_card_equals_the_seed_customer_investigation(filled: tuple[ConsoleSt
     store, frame = filled
     busiest = frame["customer_id"].value_counts().index[0]
     with store.reader.connect() as conn:
-        risk = monitoring.card_risk(conn, busiest)
+        risk = lifetime_totals.card_risk(conn, busiest)
         timeline = card_timeline(conn, busiest, limit=1_000)
     mine = frame[frame["customer_id"] == busiest]
     # Seed: COUNT(*), SUM(status = 'DECLINED'), AVG(score) WHERE customer_id = :customer_id.
@@ -198,14 +198,14 @@ def test_decisions_per_minute_by_status_equal_a_plain_count(
     filled: tuple[ConsoleStore, pd.DataFrame], minutes: int
 ) -> None:
     store, frame = filled
-    window = monitoring.Window(NOW, minutes)
+    window = window_aggregates.Window(NOW, minutes)
     with store.reader.connect() as conn:
-        series = monitoring.decisions_over_time(conn, window)
+        series = window_aggregates.decisions_over_time(conn, window)
     recent = reference_window(frame, window)
-    assert series.payments == {s: int((recent["status"] == s).sum()) for s in monitoring.STATUSES}
+    assert series.payments == {s: int((recent["status"] == s).sum()) for s in lifetime_totals.STATUSES}
     minute = (recent["scored_at"] - dt.datetime(1970, 1, 1)).dt.total_seconds() // 60
     point = (minute - minute % window.step).astype(int)
-    for status in monitoring.STATUSES:
+    for status in lifetime_totals.STATUSES:
         counts = recent[recent["status"] == status].groupby(point[recent["status"] == status]).size()
         got = dict(zip(series.minutes, series.per_minute[status], strict=True))
         for p, value in got.items():
@@ -218,9 +218,9 @@ def test_latency_percentiles_are_within_one_bucket_of_the_exact_ones(
     filled: tuple[ConsoleStore, pd.DataFrame], minutes: int
 ) -> None:
     store, frame = filled
-    window = monitoring.Window(NOW, minutes)
+    window = window_aggregates.Window(NOW, minutes)
     with store.reader.connect() as conn:
-        latency = monitoring.latency_over_time(conn, window)
+        latency = window_aggregates.latency_over_time(conn, window)
     recent = reference_window(frame, window)["latency_ms"].to_numpy()
     for name, q in (("p50", 50), ("p95", 95), ("p99", 99)):
         exact = float(np.percentile(recent, q))
@@ -250,9 +250,9 @@ def test_latency_buckets_in_sql_are_the_python_buckets(filled: tuple[ConsoleStor
 @pytest.mark.parametrize("minutes", [120, 1440])
 def test_score_distribution_equals_a_histogram(filled: tuple[ConsoleStore, pd.DataFrame], minutes: int) -> None:
     store, frame = filled
-    window = monitoring.Window(NOW, minutes)
+    window = window_aggregates.Window(NOW, minutes)
     with store.reader.connect() as conn:
-        distribution = monitoring.score_distribution(conn, window)
+        distribution = window_aggregates.score_distribution(conn, window)
     scores = reference_window(frame, window)["score"].to_numpy()
     expected = np.minimum(np.floor(scores * 50), 49).astype(int)
     assert distribution.payments == [int((expected == b).sum()) for b in range(50)]
@@ -263,9 +263,9 @@ def test_recent_window_panels_equal_the_seed_queries(filled: tuple[ConsoleStore,
     store, frame = filled
     since = NOW - dt.timedelta(minutes=minutes)
     with store.reader.connect() as conn:
-        count = monitoring.payments_since(conn, since)
-        high = {q: monitoring.high_risk_payments(conn, since, min_score=q) for q in (0.8, 0.1)}
-        velocity = monitoring.velocity_suspects(conn, since, min_payments=2)
+        count = recent_windows.payments_since(conn, since)
+        high = {q: recent_windows.high_risk_payments(conn, since, min_score=q) for q in (0.8, 0.1)}
+        velocity = recent_windows.velocity_suspects(conn, since, min_payments=2)
     recent = frame[frame["scored_at"] >= since]
     # Seed: COUNT(*) WHERE created_at >= NOW() - INTERVAL 1 MINUTE.
     assert count == len(recent) > 0
@@ -286,23 +286,23 @@ def test_a_busy_window_is_shortened_to_its_latest_minutes(
     filled: tuple[ConsoleStore, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, frame = filled
-    monkeypatch.setattr(monitoring, "MAX_WINDOW_ROWS", 200)
+    monkeypatch.setattr(recent_windows, "MAX_WINDOW_ROWS", 200)
     asked = NOW - dt.timedelta(minutes=15)
     with store.reader.connect() as conn:
-        window = monitoring.recent_window(conn, asked)
+        window = recent_windows.recent_window(conn, asked)
     assert window.shortened and window.since > asked and window.since.second == 0
     assert 0 < int((frame["scored_at"] >= window.since).sum()) <= 200 < int((frame["scored_at"] >= asked).sum())
-    monkeypatch.setattr(monitoring, "MAX_WINDOW_ROWS", 100_000)
+    monkeypatch.setattr(recent_windows, "MAX_WINDOW_ROWS", 100_000)
     with store.reader.connect() as conn:
-        assert monitoring.recent_window(conn, asked) == monitoring.RecentWindow(
+        assert recent_windows.recent_window(conn, asked) == recent_windows.RecentWindow(
             asked, False, int((frame["scored_at"] >= asked.replace(second=0, microsecond=0)).sum())
         )
 
 
 def test_recent_panels_refuse_to_scan_while_the_aggregates_are_far_behind(store: ConsoleStore) -> None:
     insert_rows(store, sample_rows(200, end=NOW, span=dt.timedelta(minutes=30), seed=2))
-    with store.reader.connect() as conn, pytest.raises(monitoring.AggregatesBehind):
-        monitoring.payments_since(conn, NOW - dt.timedelta(minutes=1))  # never folded: no cursor yet
+    with store.reader.connect() as conn, pytest.raises(recent_windows.AggregatesBehind):
+        recent_windows.payments_since(conn, NOW - dt.timedelta(minutes=1))  # never folded: no cursor yet
 
 
 # --- the rollup itself -------------------------------------------------------------------------------------
@@ -328,9 +328,9 @@ def test_a_restarted_or_concurrent_rollup_folds_every_row_once(store: ConsoleSto
         worker.join(120)
     assert not failures
     with store.reader.connect() as conn:
-        totals = monitoring.status_totals_all_time(conn)
+        totals = lifetime_totals.status_totals_all_time(conn)
         items = conn.execute(sa.select(sa.func.count()).select_from(review_items)).scalar_one()
-    assert totals.payments == {s: int((rows["status"] == s).sum()) for s in monitoring.STATUSES}
+    assert totals.payments == {s: int((rows["status"] == s).sum()) for s in lifetime_totals.STATUSES}
     assert items == int((rows["status"] == "REVIEW").sum())
 
 
@@ -354,12 +354,12 @@ def test_the_aggregates_are_rebuilt_when_the_store_is_emptied(store: ConsoleStor
         conn.execute(scored_transactions.delete())
     rollup.catch_up()
     with store.reader.connect() as conn:
-        assert monitoring.status_totals_all_time(conn).total == 0
+        assert lifetime_totals.status_totals_all_time(conn).total == 0
     fresh = sample_rows(50, end=NOW, span=dt.timedelta(hours=1), seed=6, id_prefix="again")
     insert_with_ids(store, fresh, list(range(1, 51)))  # ids start again from 1: a recreated table
     rollup.catch_up()
     with store.reader.connect() as conn:
-        assert monitoring.status_totals_all_time(conn).total == 50
+        assert lifetime_totals.status_totals_all_time(conn).total == 50
 
 
 # --- export ------------------------------------------------------------------------------------------------
@@ -428,8 +428,8 @@ class RecordingSink:
 def test_cases_group_review_payments_by_card_riskiest_first(filled: tuple[ConsoleStore, pd.DataFrame]) -> None:
     store, frame = filled
     with store.reader.connect() as conn:
-        queue = desk.review_queue(conn, NOW, limit=500)
-        cases, payments = desk.open_cases(conn)
+        queue = review_cases.review_queue(conn, NOW, limit=500)
+        cases, payments = review_cases.open_cases(conn)
     review = frame[frame["status"] == "REVIEW"]
     by_card = review.groupby("customer_id")["score"].agg(["size", "max"])
     assert (cases, payments) == (len(by_card), len(review))
@@ -443,16 +443,16 @@ def test_a_verdict_sends_labels_writes_the_audit_trail_and_closes_the_case(store
     insert_rows(store, sample_rows(3_000, end=NOW, span=dt.timedelta(hours=2), seed=8))
     Rollup(store.writer).catch_up()
     with store.reader.connect() as conn:
-        case = desk.review_queue(conn, NOW, limit=1)[0]
-        loaded = desk.load_case(conn, case.customer_id, NOW)
+        case = review_cases.review_queue(conn, NOW, limit=1)[0]
+        loaded = review_cases.load_case(conn, case.customer_id, NOW)
     txs = [p.transaction_id for p in loaded.open_payments]
     assert len(txs) == case.open_payments
-    desk.take_case(store.writer, case.customer_id, "alice", NOW)
-    with pytest.raises(desk.CaseTaken, match="alice"):
-        desk.take_case(store.writer, case.customer_id, "bob", NOW + dt.timedelta(minutes=1))
+    leases.take_case(store.writer, case.customer_id, "alice", NOW)
+    with pytest.raises(leases.CaseTaken, match="alice"):
+        leases.take_case(store.writer, case.customer_id, "bob", NOW + dt.timedelta(minutes=1))
     sink = RecordingSink()
-    with pytest.raises(desk.CaseTaken):
-        desk.record_verdict(
+    with pytest.raises(leases.CaseTaken):
+        verdicts.record_verdict(
             store.writer,
             sink,
             customer_id=case.customer_id,
@@ -463,7 +463,7 @@ def test_a_verdict_sends_labels_writes_the_audit_trail_and_closes_the_case(store
             now=NOW,
         )
     with pytest.raises(LabelNotDelivered):
-        desk.record_verdict(
+        verdicts.record_verdict(
             store.writer,
             RecordingSink(fail=True),
             customer_id=case.customer_id,
@@ -474,9 +474,9 @@ def test_a_verdict_sends_labels_writes_the_audit_trail_and_closes_the_case(store
             now=NOW,
         )
     with store.reader.connect() as conn:  # a verdict the broker refused left nothing behind
-        assert desk.open_payments_of(conn, case.customer_id) == len(txs)
+        assert review_cases.open_payments_of(conn, case.customer_id) == len(txs)
         assert conn.execute(sa.select(sa.func.count()).select_from(reviews)).scalar_one() == 0
-    judged = desk.record_verdict(
+    judged = verdicts.record_verdict(
         store.writer,
         sink,
         customer_id=case.customer_id,
@@ -494,11 +494,11 @@ def test_a_verdict_sends_labels_writes_the_audit_trail_and_closes_the_case(store
         audit = conn.execute(
             sa.select(reviews.c.transaction_id, reviews.c.analyst, reviews.c.verdict, reviews.c.note)
         ).all()
-        assert desk.open_payments_of(conn, case.customer_id) == 0
-        assert case.customer_id not in {c.customer_id for c in desk.review_queue(conn, NOW, limit=10_000)}
+        assert review_cases.open_payments_of(conn, case.customer_id) == 0
+        assert case.customer_id not in {c.customer_id for c in review_cases.review_queue(conn, NOW, limit=10_000)}
     assert sorted(audit) == sorted((tx, "alice", "fraud", "called the cardholder") for tx in txs)
-    with pytest.raises(desk.NothingToReview):
-        desk.record_verdict(
+    with pytest.raises(verdicts.NothingToReview):
+        verdicts.record_verdict(
             store.writer,
             sink,
             customer_id=case.customer_id,
@@ -511,11 +511,11 @@ def test_a_verdict_sends_labels_writes_the_audit_trail_and_closes_the_case(store
 
 
 def test_an_expired_lease_can_be_taken_over(store: ConsoleStore) -> None:
-    desk.take_case(store.writer, "C1", "alice", NOW)
-    renewed = desk.take_case(store.writer, "C1", "alice", NOW + dt.timedelta(minutes=5))
-    assert renewed.taken_at == NOW and renewed.expires_at == NOW + dt.timedelta(minutes=5) + desk.LEASE_TTL
-    later = NOW + dt.timedelta(minutes=5) + desk.LEASE_TTL + dt.timedelta(seconds=1)
-    lease = desk.take_case(store.writer, "C1", "bob", later)
+    leases.take_case(store.writer, "C1", "alice", NOW)
+    renewed = leases.take_case(store.writer, "C1", "alice", NOW + dt.timedelta(minutes=5))
+    assert renewed.taken_at == NOW and renewed.expires_at == NOW + dt.timedelta(minutes=5) + leases.LEASE_TTL
+    later = NOW + dt.timedelta(minutes=5) + leases.LEASE_TTL + dt.timedelta(seconds=1)
+    lease = leases.take_case(store.writer, "C1", "bob", later)
     assert (lease.analyst, lease.taken_at) == ("bob", later)
 
 

@@ -29,14 +29,13 @@ from payment_platform.kafka.clients import ensure_topics, payment_producer
 from payment_platform.model import ModelRegistry
 from payment_platform.stream import validation
 from payment_platform.stream.config import ScorerConfig
+from payment_platform.stream.json_document import MAX_ID_LENGTH, MAX_MESSAGE_BYTES
 from payment_platform.stream.runner import run_scorer
 from payment_platform.stream.stats import ScorerStats
 from payment_platform.stream.validation import (
     EARLIEST_EVENT_US,
     MAX_AMOUNT,
     MAX_FUTURE_US,
-    MAX_ID_LENGTH,
-    MAX_MESSAGE_BYTES,
     InvalidMessage,
     Label,
     Payment,

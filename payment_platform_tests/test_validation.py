@@ -11,9 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from payment_platform.stream.json_document import MAX_DECODER_DEPTH, MAX_DEEP_BYTES
 from payment_platform.stream.validation import (
-    MAX_DECODER_DEPTH,
-    MAX_DEEP_BYTES,
     InvalidMessage,
     Label,
     Payment,

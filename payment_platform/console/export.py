@@ -19,29 +19,14 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from payment_platform.store.rows import SCORED_COLUMNS
 from payment_platform.store.tables import scored_transactions, transaction_labels
 
 t = scored_transactions.c
 lb = transaction_labels.c
 
-EXPORT_COLUMNS = [
-    "id",
-    "transaction_id",
-    "customer_id",
-    "terminal_id",
-    "amount",
-    "currency",
-    "event_time",
-    "score",
-    "status",
-    "reasons",
-    "model_version",
-    "scored_at",
-    "kafka_partition",
-    "kafka_offset",
-    "is_fraud",
-    "labelled_at",
-]
+# The stored row as the score store keeps it (without its internal shard), then its label.
+EXPORT_COLUMNS = ["id", *(name for name in SCORED_COLUMNS if name != "shard"), "is_fraud", "labelled_at"]
 _TEXT_COLUMNS = {"transaction_id", "customer_id", "terminal_id", "reasons", "model_version", "currency"}
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 MAX_EXPORT_ROWS = 10_000_000

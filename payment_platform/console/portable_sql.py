@@ -6,6 +6,7 @@ so the bucket rules live here and in the Python twins that read the buckets back
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -65,6 +66,15 @@ def _epoch_minute_mysql(element: epoch_minute, compiler: SQLCompiler, **kw: Any)
 @compiles(epoch_minute, "sqlite")
 def _epoch_minute_sqlite(element: epoch_minute, compiler: SQLCompiler, **kw: Any) -> str:
     return f"(CAST(strftime('%s', substr({compiler.process(element.clauses, **kw)}, 1, 19)) AS INTEGER) / 60)"
+
+
+def to_epoch_minute(moment: dt.datetime) -> int:
+    """Whole minutes since the epoch of a naive UTC datetime: the Python twin of `epoch_minute`."""
+    return math.floor((moment - dt.datetime(1970, 1, 1)).total_seconds() / 60)
+
+
+def from_epoch_minute(minute: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1) + dt.timedelta(minutes=minute)
 
 
 class latency_ms(FunctionElement[float]):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,12 @@ def payment_producer(bootstrap: str, **overrides: Any) -> Producer:
     return Producer(config)
 
 
+def _commit_failed(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+    """An asynchronous commit the broker refused: what it covers is written, so it is read again and absorbed."""
+    if error is not None:
+        logger.warning("offset commit failed (%s): the batch will be read again and absorbed", error.str())
+
+
 def scorer_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer:
     """A consumer that commits only what the scorer has durably written."""
     config: dict[str, Any] = {
@@ -104,13 +110,31 @@ def scorer_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer
         "session.timeout.ms": 6_000,
         "heartbeat.interval.ms": 500,
         "max.poll.interval.ms": 300_000,
-        "fetch.wait.max.ms": 50,
+        "fetch.wait.max.ms": 10,
         "queued.max.messages.kbytes": 16_384,  # prefetch per partition: enough to keep batches full
         "partition.assignment.strategy": "cooperative-sticky",
         # A topic that appears after the consumer joined (re-created after a broker restart) is found within
         # 30 s instead of librdkafka's default 5 minutes.
         "topic.metadata.refresh.interval.ms": 30_000,
         "error_cb": _silent_errors,
+        "on_commit": _commit_failed,
     }
     config.update(overrides)
     return Consumer(config)
+
+
+def consumer_lag(consumer: Consumer) -> int | None:
+    """Messages behind the end of the consumer's assigned partitions (approximate: from the last fetch's
+    high watermarks, so no round trip per partition on the consuming thread); None when it has none."""
+    try:
+        assignment = consumer.assignment()
+        if not assignment:
+            return None
+        lag = 0
+        for tp in consumer.position(assignment):
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                lag += max(high - tp.offset, 0)
+        return lag
+    except Exception:  # noqa: BLE001 - lag is informative only
+        return None

@@ -14,7 +14,6 @@ starves behind consume() and deadlocks a rebalance), and only once what they cov
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import threading
 import time
@@ -23,15 +22,9 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from payment_platform.features import OnlineFeatures
-from payment_platform.features.definitions import CARD_REACH_MS
 from payment_platform.features.terminal_feed import TerminalFeed
-from payment_platform.store.stream_state import (
-    card_history,
-    newest_event_us,
-    orphan_labels,
-    read_progress,
-    stored_payments,
-)
+from payment_platform.kafka.clients import consumer_lag
+from payment_platform.store.stream_state import read_progress, stored_payments
 from payment_platform.store.terminal_feed import StoreTerminalSource
 from payment_platform.stream.batches import BatchMaker
 from payment_platform.stream.config import ScorerConfig
@@ -39,6 +32,7 @@ from payment_platform.stream.event_time import EventTimeMerge, LabelProgress
 from payment_platform.stream.faults import crash_point
 from payment_platform.stream.intake import now_us
 from payment_platform.stream.model_source import ModelSource
+from payment_platform.stream.recovery import restore_cards, watch_orphan_labels
 from payment_platform.stream.repartition import Repartitioner
 from payment_platform.stream.routing import Router
 from payment_platform.stream.shared_watermark import SharedWatermark
@@ -100,6 +94,7 @@ class PaymentScorer:
         )
         self._last_cut = 0.0
         self._status_at = 0.0
+        self._handing_over = False  # commits wait for the broker while partitions change hands
         self._assigned_at: float | None = None
         self._stopped = threading.Event()
 
@@ -113,7 +108,12 @@ class PaymentScorer:
     ) -> ScorerStats:
         """Score until stopped, `max_messages` payments handled or `idle_timeout_s` without a message."""
         self.sink.should_stop = should_stop
-        watch = threading.Thread(target=self._watch_orphans, name="orphan-labels", daemon=True)
+        watch = threading.Thread(
+            target=watch_orphan_labels,
+            args=(self.sink, self.stats, self.config.orphan_check_s, self._stopped),
+            name="orphan-labels",
+            daemon=True,
+        )
         watch.start()
         topics = [self.config.shard_topic, self.config.labels_topic]
         if self.repartitioner is not None:
@@ -142,16 +142,6 @@ class PaymentScorer:
             self._stopped.set()
             self._close()
         return self.stats
-
-    def _watch_orphans(self) -> None:
-        """Count, every few minutes, the labels whose payment has not come within a week of their labelled_at
-        (over the last 90 days): shown in the progress line and the scorer's health row."""
-        while not self._stopped.wait(self.config.orphan_check_s):
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            with contextlib.suppress(Exception):  # informative only: an outage is reported by the writes
-                self.stats.orphan_labels = orphan_labels(
-                    self.sink.engine, now - dt.timedelta(days=90), now - dt.timedelta(days=7)
-                )
 
     # --- batches ------------------------------------------------------------------------------------
 
@@ -216,12 +206,18 @@ class PaymentScorer:
         self._commit(batch.offsets)
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit offsets whose records are durable: asynchronously while scoring (a round trip per batch
+        would stall the loop; a failure is logged by the client's callback and only means a re-read), and
+        waiting for the broker while partitions are handed over or the scorer stops."""
         owned = set(self.consumer.assignment()) if offsets else set()
         offsets = [tp for tp in offsets if TopicPartition(tp.topic, tp.partition) in owned]
         if not offsets:
             return
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            if self._handing_over:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # What they cover is written: a lost commit only means it is read again, and absorbed.
             logger.warning("offset commit failed (%s): the batch will be read again and absorbed", exc.args[0])
@@ -237,7 +233,7 @@ class PaymentScorer:
         labels = [tp.partition for tp in partitions if tp.topic == config.labels_topic]
         self.watermark.take_over([(config.shard_topic, s) for s in shards] + [(config.labels_topic, p) for p in labels])
         for shard in shards:
-            self._restore(shard)
+            restore_cards(self.sink, self.features, shard)
             self.merge.assigned(shard)
         for partition in labels:
             self.label_progress.assigned(partition)
@@ -246,6 +242,13 @@ class PaymentScorer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("revoked %s (a rebalance, or the group was lost)", _names(partitions))
+        self._handing_over = True
+        try:
+            self._hand_over(consumer, partitions)
+        finally:
+            self._handing_over = False
+
+    def _hand_over(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if (outcome := self.sink.wait()) is not None:  # commit what was read from them while still ours
             self._written(outcome)
         if self.repartitioner is not None:
@@ -267,29 +270,10 @@ class PaymentScorer:
         with contextlib.suppress(KafkaException):
             consumer.resume(partitions)
 
-    def _restore(self, shard: int) -> None:
-        """Rebuild the cards of a newly assigned shard from the score store: the first payment after a
-        restart or rebalance gets the features an uninterrupted scorer would give it."""
-        started = time.monotonic()
-        newest = self.sink.read(lambda engine: newest_event_us(engine, shard), f"restoring shard {shard}")
-        state = self.features.cards(shard)
-        if newest is None:
-            return
-        since = newest - (CARD_REACH_MS + 2 * self.features.allowed_lateness_ms) * 1_000
-        history = self.sink.read(lambda engine: card_history(engine, shard, since), f"restoring shard {shard}")
-        state.add(history.cards, history.t_ms.tolist(), history.cents.tolist())
-        logger.info(
-            "cards of shard %d restored from %s stored payments in %.1fs: %s cards",
-            shard,
-            f"{len(history.cards):,}",
-            time.monotonic() - started,
-            f"{len(state):,}",
-        )
-
     # --- reporting and shutdown ---------------------------------------------------------------------
 
     def _report(self, on_progress: Callable[[ScorerStats], None] | None) -> None:
-        self.stats.lag = self.consumer_lag()
+        self.stats.lag = consumer_lag(self.consumer)
         self.stats.buffered = self.merge.buffered
         waiting = self.merge.waiting()
         self.stats.waiting_on = ", ".join(f"shard {s}: {why}" for s, why in sorted(waiting.items())[:3])
@@ -297,6 +281,7 @@ class PaymentScorer:
             on_progress(self.stats)
 
     def _close(self) -> None:
+        self._handing_over = True
         try:
             if (outcome := self.sink.close()) is not None:
                 self._written(outcome)
@@ -306,26 +291,10 @@ class PaymentScorer:
                 self.repartitioner.records.poll()
                 self._commit(self.repartitioner.committable())
         finally:
-            self.stats.lag = self.consumer_lag()
+            self.stats.lag = consumer_lag(self.consumer)
             self.stats.buffered = self.merge.buffered
             self.consumer.close()
             with contextlib.suppress(Exception):  # best effort: the health row says it stopped
                 self.sink.write_status(self.stats.status_row(self.config.consumer_group, running=False))
             self.sink.close_store()
             logger.info("scorer stopped: %s", self.stats.summary())
-
-    def consumer_lag(self) -> int | None:
-        """Messages behind the end of the assigned partitions (approximate: from watermarks)."""
-        try:
-            assignment = self.consumer.assignment()
-            if not assignment:
-                return None
-            lag = 0
-            for tp in self.consumer.position(assignment):
-                # From the last fetch's response: no round trip per partition on the loop's thread.
-                _, high = self.consumer.get_watermark_offsets(tp, cached=True)
-                if tp.offset >= 0 and high >= 0:
-                    lag += max(high - tp.offset, 0)
-            return lag
-        except Exception:  # noqa: BLE001 - lag is informative only
-            return None
