@@ -61,6 +61,25 @@ class TimeSplit:
         }
 
 
+@dataclass(frozen=True)
+class FittedDays:
+    """The days [start, end) and rows a model was fitted on."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    rows: int
+    frauds: int
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "days": int((self.end - self.start) / DAY),
+            "rows": self.rows,
+            "frauds": self.frauds,
+        }
+
+
 def as_utc(event_time: pd.Series) -> pd.Series:
     """Event times as tz-aware UTC timestamps (naive times are taken to be UTC already)."""
     return pd.to_datetime(event_time, utc=True)

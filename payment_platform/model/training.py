@@ -30,7 +30,7 @@ from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
 
 from payment_platform.model.metrics import ModelMetrics, evaluate_scores
-from payment_platform.model.split import DAY, InsufficientHistoryError, TimeSplit, as_utc, plan_time_split
+from payment_platform.model.split import DAY, FittedDays, InsufficientHistoryError, TimeSplit, as_utc, plan_time_split
 from payment_platform.model.thresholds import DecisionThresholds, ThresholdPolicy, choose_thresholds
 
 logger = logging.getLogger(__name__)
@@ -73,25 +73,6 @@ class FraudScoreModel:
     def correct(self, weighted_fraud_proba: np.ndarray) -> np.ndarray:
         p = weighted_fraud_proba
         return p / (p + self.fraud_weight * (1.0 - p))
-
-
-@dataclass(frozen=True)
-class FittedDays:
-    """The days [start, end) and rows a model was fitted on."""
-
-    start: pd.Timestamp
-    end: pd.Timestamp
-    rows: int
-    frauds: int
-
-    def as_dict(self) -> dict[str, str | int]:
-        return {
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "days": int((self.end - self.start) / DAY),
-            "rows": self.rows,
-            "frauds": self.frauds,
-        }
 
 
 @dataclass(frozen=True)
