@@ -107,20 +107,6 @@ def test_card_means_include_the_current_payment(featurise: Callable[..., pd.Data
     assert features["card_count_30d"].tolist() == [1, 2, 3]
 
 
-def test_the_days_largest_amount_is_compared_with_the_cards_month(featurise: Callable[..., pd.DataFrame]) -> None:
-    frame = payment_frame(
-        [
-            ("c1", "t1", 0, 10.0, 0),
-            ("c1", "t1", 2 * DAY_MS, 20.0, 0),
-            ("c1", "t1", 2 * DAY_MS + HOUR_MS, 150.0, 0),  # a fraudster's payment, 10x the month so far
-            ("c1", "t1", 2 * DAY_MS + 2 * HOUR_MS, 20.0, 0),  # an ordinary one the same day still shows it
-            ("c1", "t1", 3 * DAY_MS + 2 * HOUR_MS, 0.0, 0),  # a day after the last: alone in its day, a zero check
-        ]
-    )
-    ratio = featurise(frame)["card_max_amount_1d_to_mean_30d"].tolist()
-    assert ratio == pytest.approx([1.0, 20.0 / 15.0, 150.0 / 60.0, 150.0 / 50.0, 0.0])
-
-
 def test_card_windows_are_on_event_time_whatever_the_delivery_order(featurise: Callable[..., pd.DataFrame]) -> None:
     frame = payment_frame(
         [
@@ -354,8 +340,6 @@ def reference_features(frame: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
             row[f"card_mean_amount_{name}"] = amount[inside].mean()
         for name in CARD_RATIO_WINDOWS:
             row[f"amount_to_card_mean_{name}"] = amount[i] / row[f"card_mean_amount_{name}"]
-        last_day = (card == card[i]) & (t <= t[i]) & (t > t[i] - CARD_WINDOWS_MS["1d"])
-        row["card_max_amount_1d_to_mean_30d"] = amount[last_day].max() / row["card_mean_amount_30d"]
         end = ts[i] - TERMINAL_LABEL_DELAY_S
         for name, window in TERMINAL_WINDOWS_S.items():
             inside = np.flatnonzero((terminal == terminal[i]) & (ts > end - window) & (ts <= end))
@@ -495,7 +479,6 @@ def test_long_card_histories_answer_like_a_flat_one_through_inserts_removals_and
             inside = kept & (times <= t)
             expected = [int((inside & (times > t - w)).sum()) for w in CARD_WINDOWS_MS.values()]
             expected += [int(cents[inside & (times > t - CARD_WINDOWS_MS[name])].sum()) for name in ("1d", "7d", "30d")]
-            expected.append(int(cents[inside & (times > t - CARD_WINDOWS_MS["1d"])].max(initial=0)))
             assert row.tolist() == expected
 
 

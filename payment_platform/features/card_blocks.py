@@ -48,17 +48,6 @@ class CardBlocks:
         i = bisect_right(self._times[b], t_ms)
         return self._offset[b] + i, self._base[b] + self._cum[b][i]
 
-    def max_cents(self, after_ms: int, until_ms: int) -> int:
-        """The largest cents of a payment in (after_ms, until_ms]; 0 when there is none."""
-        largest = 0
-        b = max(bisect_right(self._firsts, after_ms) - 1, 0)
-        while b < len(self._times) and self._times[b][0] <= until_ms:
-            times, cum = self._times[b], self._cum[b]
-            for k in range(bisect_right(times, after_ms), bisect_right(times, until_ms)):
-                largest = max(largest, cum[k + 1] - cum[k])
-            b += 1
-        return largest
-
     def insert(self, t_ms: int, cents: int) -> None:
         b = max(bisect_right(self._firsts, t_ms) - 1, 0)
         times, cum = self._times[b], self._cum[b]

@@ -22,7 +22,6 @@ import numpy as np
 
 from payment_platform.features.card_blocks import LONG_CARD, CardBlocks
 from payment_platform.features.definitions import (
-    CARD_MAX_WINDOW,
     CARD_MEAN_WINDOWS,
     CARD_WINDOWS_MS,
     card_window_start,
@@ -30,9 +29,7 @@ from payment_platform.features.definitions import (
 
 _CARD_WINDOWS = tuple(CARD_WINDOWS_MS.values())
 _CARD_SUMMED = tuple(name in CARD_MEAN_WINDOWS for name in CARD_WINDOWS_MS)
-_MAX_WINDOW_MS = CARD_WINDOWS_MS[CARD_MAX_WINDOW]
 N_COUNTS, N_SUMS = len(_CARD_WINDOWS), len(CARD_MEAN_WINDOWS)
-N_COLUMNS = N_COUNTS + N_SUMS + 1  # and the largest cents of the CARD_MAX_WINDOW
 
 
 class CardState:
@@ -77,8 +74,8 @@ class CardState:
             at -= 1
 
     def windows(self, cards: list[str], t_ms: list[int]) -> np.ndarray:
-        """(n, N_COLUMNS): counts per CARD_WINDOWS_MS, then sums of cents per CARD_MEAN_WINDOWS, of each card's
-        payments in (t − w, t], then the largest cents among them in the CARD_MAX_WINDOW."""
+        """(n, N_COUNTS + N_SUMS): counts per CARD_WINDOWS_MS, then sums of cents per CARD_MEAN_WINDOWS, of
+        each card's payments in (t − w, t]."""
         out = array("d")
         histories = self._cards
         for card, t in zip(cards, t_ms, strict=True):
@@ -98,9 +95,7 @@ class CardState:
                     sums.append(total_end - history[n + start])
             out.extend(counts)
             out.extend(sums)
-            start = bisect_right(history, card_window_start(t, _MAX_WINDOW_MS), 0, end)
-            out.append(max((history[n + k + 1] - history[n + k] for k in range(start, end)), default=0))
-        return np.frombuffer(out, dtype=np.float64).reshape(len(t_ms), N_COLUMNS)
+        return np.frombuffer(out, dtype=np.float64).reshape(len(t_ms), N_COUNTS + N_SUMS)
 
     def evict(self, horizon_ms: int) -> None:
         """Drop payments at or before horizon_ms (and cards left empty): no window of a payment still to be
@@ -121,7 +116,7 @@ class CardState:
 
 
 def _block_windows(history: CardBlocks, t: int) -> list[int]:
-    """The counts, sums of cents and largest cents of a long card's windows ending at t."""
+    """The counts then sums of cents of a long card's windows ending at t."""
     end, total_end = history.position(t)
     counts, sums = [], []
     for window_ms, summed in zip(_CARD_WINDOWS, _CARD_SUMMED, strict=True):
@@ -129,7 +124,7 @@ def _block_windows(history: CardBlocks, t: int) -> list[int]:
         counts.append(end - start)
         if summed:
             sums.append(total_end - total_start)
-    return [*counts, *sums, history.max_cents(card_window_start(t, _MAX_WINDOW_MS), t)]
+    return counts + sums
 
 
 def _as_blocks(history: array) -> CardBlocks:

@@ -42,10 +42,6 @@ CARD_MEAN_WINDOWS: tuple[str, ...] = ("1d", "7d", "30d")
 # CARD_MEAN_WINDOWS. The 1-day and 7-day habit were tried too (README, Model quality): on held-out days of
 # five synthetic worlds they raised AP by 0.004 ± 0.008 and lowered CP@100 by 0.002 ± 0.002, so they are out.
 CARD_RATIO_WINDOWS: tuple[str, ...] = ("30d",)
-# The card window whose largest amount is compared with the card's 30-day mean
-# (`card_max_amount_<name>_to_mean_30d`): a fraudster on a compromised card lifts the day's largest payment
-# far above the card's month, and every payment of that day shows it, not only the large one.
-CARD_MAX_WINDOW = "1d"
 
 # Terminal windows in whole seconds, each giving `terminal_count_<name>` and `terminal_fraud_share_<name>`.
 TERMINAL_WINDOWS_S: dict[str, int] = {"1d": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S}
@@ -75,7 +71,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"card_count_{name}" for name in CARD_WINDOWS_MS),
     *(f"card_mean_amount_{name}" for name in CARD_MEAN_WINDOWS),
     *(f"amount_to_card_mean_{name}" for name in CARD_RATIO_WINDOWS),
-    f"card_max_amount_{CARD_MAX_WINDOW}_to_mean_30d",
     *(f"terminal_count_{name}" for name in TERMINAL_WINDOWS_S),
     *(f"terminal_fraud_share_{name}" for name in TERMINAL_WINDOWS_S),
 )
@@ -147,14 +142,13 @@ def assemble_features(
     amount: np.ndarray,
     card_count: np.ndarray,
     card_cents: np.ndarray,
-    card_max_cents: np.ndarray,
     terminal_count: np.ndarray,
     terminal_fraud: np.ndarray,
 ) -> np.ndarray:
     """The feature matrix (rows × FEATURE_NAMES, float64) from the window aggregates of each payment.
 
     card_count: (n, len(CARD_WINDOWS_MS)); card_cents: amount sums in cents (`amount_cents`),
-    (n, len(CARD_MEAN_WINDOWS)); card_max_cents: the largest amount in cents in the CARD_MAX_WINDOW, (n,);
+    (n, len(CARD_MEAN_WINDOWS));
     terminal_count / terminal_fraud: payments and fraud-labelled payments, (n, len(TERMINAL_WINDOWS_S)).
     """
     day = np.floor_divide(t_ms, DAY_MS)
@@ -171,9 +165,6 @@ def assemble_features(
             card_count,
             card_mean,
             _safe_divide(np.asarray(amount, dtype=np.float64)[:, None], ratio_mean),
-            _safe_divide(
-                np.asarray(card_max_cents, dtype=np.float64) / 100, card_mean[:, CARD_MEAN_WINDOWS.index("30d")]
-            ),
             terminal_count,
             _safe_divide(terminal_fraud, terminal_count),
         ]

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from payment_platform.features.definitions import (
-    CARD_MAX_WINDOW,
     CARD_MEAN_WINDOWS,
     CARD_WINDOWS_MS,
     FEATURE_NAMES,
@@ -40,11 +39,11 @@ def compute_features(payments: pd.DataFrame, labels: pd.DataFrame | None = None)
     amount = payments["amount"].to_numpy(dtype=np.float64)
     card = pd.factorize(payments["customer_id"])[0]
     terminal_codes = pd.factorize(payments["terminal_id"])[0]
-    card_count, card_cents, card_max_cents = _card_aggregates(card, t_ms, amount_cents(amount))
+    card_count, card_cents = _card_aggregates(card, t_ms, amount_cents(amount))
     terminal_count = _terminal_counts(terminal_codes, seconds(t_ms))
     events = label_events_of(payments) if labels is None else labels
     terminal_fraud = _terminal_frauds(payments, terminal_codes, seconds(t_ms), events)
-    matrix = assemble_features(t_ms, amount, card_count, card_cents, card_max_cents, terminal_count, terminal_fraud)
+    matrix = assemble_features(t_ms, amount, card_count, card_cents, terminal_count, terminal_fraud)
     return pd.DataFrame(matrix, index=payments.index, columns=list(FEATURE_NAMES))
 
 
@@ -55,8 +54,7 @@ class _GroupedTimes:
         order = np.lexsort((t, group))
         self.group = group[order].astype(np.int64)
         self.t = t[order].astype(np.int64)
-        self.values = None if values is None else values[order]
-        self.cumulative = None if self.values is None else np.r_[0, np.cumsum(self.values)]
+        self.cumulative = None if values is None else np.r_[0, np.cumsum(values[order])]
 
     def at_or_before(self, group: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Index just past the last event of `group` at or before `t`, for each query: the difference of
@@ -71,14 +69,11 @@ class _GroupedTimes:
         return self.at_or_before(group, lo), self.at_or_before(group, hi)
 
 
-def _card_aggregates(
-    card: np.ndarray, t_ms: np.ndarray, cents: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _card_aggregates(card: np.ndarray, t_ms: np.ndarray, cents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per payment: count (per CARD_WINDOWS_MS) and sum of cents (per CARD_MEAN_WINDOWS) of its card's
-    payments in (t − w, t], and the largest cents in the CARD_MAX_WINDOW."""
+    payments in (t − w, t]."""
     events = _GroupedTimes(card, t_ms, cents)
-    assert events.cumulative is not None and events.values is not None
-    largest = np.zeros(len(t_ms), dtype=np.int64)
+    assert events.cumulative is not None
     count = np.empty((len(t_ms), len(CARD_WINDOWS_MS)))
     total = np.empty((len(t_ms), len(CARD_MEAN_WINDOWS)))
     end = events.at_or_before(card, t_ms)
@@ -87,28 +82,7 @@ def _card_aggregates(
         count[:, column] = end - start
         if name in CARD_MEAN_WINDOWS:
             total[:, CARD_MEAN_WINDOWS.index(name)] = events.cumulative[end] - events.cumulative[start]
-        if name == CARD_MAX_WINDOW:
-            largest = _range_max(events.values, start, end)
-    return count, total, largest
-
-
-def _range_max(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """max(values[start:end]) of each range (0 where empty), from a sparse table: level j holds the max of
-    2**j values from each position, so any range is the max of two overlapping entries of one level."""
-    length = end - start
-    out = np.zeros(len(start), dtype=values.dtype)
-    if not len(values) or not length.max(initial=0):
-        return out
-    levels = [values]
-    while 2 ** len(levels) <= length.max():
-        width = 2 ** (len(levels) - 1)
-        levels.append(np.maximum(levels[-1][:-width], levels[-1][width:]))
-    level = np.zeros(len(length), dtype=np.int64)
-    level[length > 0] = np.floor(np.log2(length[length > 0])).astype(np.int64)
-    for j, table in enumerate(levels):
-        rows = (level == j) & (length > 0)
-        out[rows] = np.maximum(table[start[rows]], table[end[rows] - 2**j])
-    return out
+    return count, total
 
 
 def _terminal_counts(terminal: np.ndarray, t_s: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from payment_platform.features.card_state import N_COUNTS, N_SUMS, CardState
+from payment_platform.features.card_state import N_COUNTS, CardState
 from payment_platform.features.definitions import (
     ALLOWED_LATENESS_MS,
     CARD_REACH_MS,
@@ -64,10 +64,7 @@ class OnlineFeatures:
         state.add(cards, times, amount_cents(amount).tolist())
         card = state.windows(cards, times)
         terminal_count, terminal_fraud = self.terminals.counts(terminals, seconds(t_ms).tolist())
-        sums = card[:, N_COUNTS : N_COUNTS + N_SUMS]
-        return assemble_features(
-            t_ms, amount, card[:, :N_COUNTS], sums, card[:, N_COUNTS + N_SUMS], terminal_count, terminal_fraud
-        )
+        return assemble_features(t_ms, amount, card[:, :N_COUNTS], card[:, N_COUNTS:], terminal_count, terminal_fraud)
 
     def evict(self, watermarks_ms: dict[int, int]) -> None:
         """Forget what no payment still to come can reach: each shard's cards up to its own watermark (the
