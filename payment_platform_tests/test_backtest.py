@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 FIRST = dt.date(2026, 3, 1)
 TRAIN_UNTIL = FIRST + dt.timedelta(days=WARMUP_DAYS + 19)  # the warm-up, then 20 modelled days
-TEST_LAST = TRAIN_UNTIL + dt.timedelta(days=7)
+TEST_LAST = TRAIN_UNTIL + dt.timedelta(days=10)  # past the label delay: windows reach the test file's own labels
 ROW = re.compile(r"^\s*(streamed|offline rescoring)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", re.MULTILINE)
 
 
@@ -37,13 +37,13 @@ def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
     )
 
 
-def test_backtest_streams_history_retrains_and_measures_the_next_week_as_offline(
+def test_backtest_streams_history_retrains_and_measures_the_next_days_as_offline(
     kafka_bootstrap: str, mysql_database: str, topic_names: dict[str, str], model_dir: Path, tmp_path: Path
 ) -> None:
     world = World(seed=41, n_cards=700)
     world.days(FIRST, TRAIN_UNTIL).to_parquet(tmp_path / "history.parquet")
-    next_week = world.days(TRAIN_UNTIL + dt.timedelta(days=1), TEST_LAST)
-    next_week.to_parquet(tmp_path / "next.parquet")
+    next_days = world.days(TRAIN_UNTIL + dt.timedelta(days=1), TEST_LAST)
+    next_days.to_parquet(tmp_path / "next.parquet")
     home = tmp_path / "home"
     shutil.copytree(model_dir, home / "models")  # the model that scores the history
     env = scorer_cli_env(home, kafka_bootstrap, mysql_database, f"backtest-{topic_names['payment_topic']}", topic_names)
@@ -58,8 +58,6 @@ def test_backtest_streams_history_retrains_and_measures_the_next_week_as_offline
         str(tmp_path / "next.parquet"),
         "--test-days",
         "5",
-        "--idle-timeout-s",
-        "3",
     )
 
     assert done.returncode == 0, done.stderr[-6000:]
@@ -68,8 +66,11 @@ def test_backtest_streams_history_retrains_and_measures_the_next_week_as_offline
     assert set(rows) == {"streamed", "offline rescoring"}, done.stdout
     assert rows["streamed"] == rows["offline rescoring"]
     assert rows["streamed"][0] > 0.8  # AUC of a model that learnt something
-    assert f"{len(next_week):,} payments of the test file" in done.stdout
+    assert f"{len(next_days):,} payments of the test file" in done.stdout
     assert "0 stored scores differ" in done.stdout
+    served_by = re.search(r"scored by model (\S+);", done.stdout)
+    assert served_by is not None, done.stdout  # one model: the retrained one, picked up without a restart
+    assert served_by.group(1) not in {p.name for p in model_dir.iterdir()}
 
     verified = cli(env, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr[-2000:]

@@ -4,7 +4,8 @@ scorer; a model trained from the store up to DATE and promoted (through Dagster,
 replayed and scored by it. The streamed scores of NEXT's rows are then measured next to the offline
 rescoring of the same rows by the same model: equal figures mean the live path lost nothing.
 
-Every step is the code of its own command (sources/replay.py, stream/runner.py, defs/operations.py).
+Every step is the code of its own command: `replay` (sources/replay.py), `score` itself in a child process
+that runs throughout (scorer_process.py), `train` (defs/operations.py).
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from payment_platform.backtest.scorer_process import ScorerProcess, ScorerStopped
 from payment_platform.backtest.served_scores import rescore_stored
 from payment_platform.model.metrics import UndefinedMetricError, average_precision, card_precision_at_k, roc_auc
 from payment_platform.model.registry import ModelRegistry
 from payment_platform.settings import Settings
 from payment_platform.sources.feed import open_payment_feed
 from payment_platform.sources.replay import read_history_file, replay
-from payment_platform.stream.config import ScorerConfig
-from payment_platform.stream.runner import run_scorer
-from payment_platform.stream.stats import ScorerStats
 
 Say = Callable[[str], None]
 
@@ -42,7 +41,6 @@ class BacktestPlan:
     train_until: dt.date
     test: Path
     label_delay_days: float = 7.0
-    idle_timeout_s: float = 10.0  # the scorer stops once the replayed stream is this long quiet
     batch_size: int = 5_000
     training: dict[str, int] = field(default_factory=dict)  # TrainingPlan fields for the retraining
 
@@ -88,41 +86,32 @@ def run_backtest(settings: Settings, plan: BacktestPlan, say: Say) -> BacktestRe
         if registry.production_version() is None:
             say("no promoted model to score the history with: training one on the synthetic world first")
             train_through_dagster(settings)
-        stream_through_scorer(settings, plan, history, f"1/3 {plan.history.name}", say)
-        say(f"2/3 training from the store up to {plan.train_until}")
-        version, metrics = train_through_dagster(settings, source="database", until=plan.train_until, **plan.training)
-    except TrainingFailed as exc:
+        scorer = ScorerProcess(settings, settings.home / "backtest-scorer.log", plan.batch_size)
+        try:
+            stream(settings, plan, scorer, history, f"1/3 {plan.history.name}")
+            say(f"2/3 training from the store up to {plan.train_until} (the scorer waits, running)")
+            version, metrics = train_through_dagster(
+                settings, source="database", until=plan.train_until, **plan.training
+            )
+            held_out = f"held-out AUC {metrics['roc_auc']:.4f}, AP {metrics['average_precision']:.4f}"
+            say(f"promoted model {version} ({held_out}); the running scorer switches to it")
+            stream(settings, plan, scorer, test, f"3/3 {plan.test.name}")
+        finally:
+            scorer.stop()
+    except (TrainingFailed, ScorerStopped) as exc:
         raise BacktestError(str(exc)) from None
-    say(f"promoted model {version} (held-out AUC {metrics['roc_auc']:.4f}, AP {metrics['average_precision']:.4f})")
-    stream_through_scorer(settings, plan, test, f"3/3 {plan.test.name}", say)
-    say("rescoring the test file's stored rows offline")
+    say(f"rescoring the test file's stored rows offline (scorer log: {scorer.log})")
     return measure(settings.db_url, registry, test)
 
 
-def stream_through_scorer(settings: Settings, plan: BacktestPlan, frame: pd.DataFrame, step: str, say: Say) -> None:
-    """Replay a frame at full speed, labels `label_delay_days` later, then score until every payment and label
-    of it is in the store. The scorer stops when the stream has been quiet for `idle_timeout_s`; a stall of
-    the broker that long on a busy machine stops it early, so it is started again for the rest."""
+def stream(settings: Settings, plan: BacktestPlan, scorer: ScorerProcess, frame: pd.DataFrame, step: str) -> None:
+    """Replay a frame at full speed, labels `label_delay_days` later, and wait until the running scorer has
+    stored every payment and label of it."""
     feed = open_payment_feed(settings, plan.label_delay_days)
     with _bar(len(frame), f"{step}: replay") as bar:
         replay(feed, frame, on_progress=lambda done: _advance(bar, done))
-    config = ScorerConfig.from_settings(settings, batch_size=plan.batch_size)
-    handled = labels = 0
     with _bar(len(frame), f"{step}: score") as bar:
-        while handled < len(frame) or labels < feed.labels_sent:
-            stats = run_scorer(
-                config,
-                idle_timeout_s=plan.idle_timeout_s,
-                on_progress=_progress_from(bar, handled),
-            )
-            if stats.interrupted or not (stats.handled or stats.labels):
-                raise BacktestError(
-                    f"{step}: the scorer stopped with {handled:,} of {len(frame):,} payments and {labels:,} of "
-                    f"{feed.labels_sent:,} labels done"
-                )
-            handled, labels = handled + stats.handled, labels + stats.labels
-            _advance(bar, handled)
-    say(f"{step}: {handled:,} payments and {labels:,} labels through the live scorer")
+        scorer.wait_for(len(frame), feed.labels_sent, lambda done: _advance(bar, done))
 
 
 def _bar(total: int, desc: str) -> tqdm:
@@ -131,11 +120,6 @@ def _bar(total: int, desc: str) -> tqdm:
 
 def _advance(bar: tqdm, done: int) -> None:
     bar.update(done - bar.n)
-
-
-def _progress_from(bar: tqdm, before: int) -> Callable[[ScorerStats], None]:
-    """A scorer's progress callback moving the bar from `before` payments (those of earlier runs)."""
-    return lambda stats: _advance(bar, before + stats.handled)
 
 
 def measure(db_url: str, registry: ModelRegistry, test: pd.DataFrame) -> BacktestReport:

@@ -38,9 +38,6 @@ def add_commands(commands: Subcommands) -> None:
     backtest.add_argument("--train-until", type=date, required=True, help="last day of the training window")
     backtest.add_argument("--test", type=Path, required=True, help="labelled payments of the following days")
     backtest.add_argument("--label-delay-days", type=non_negative_float, default=7.0)
-    backtest.add_argument(
-        "--idle-timeout-s", type=non_negative_float, default=10.0, help="the scorer stops once the stream is quiet"
-    )
     backtest.add_argument("--test-days", type=positive_int, default=None, help="held-out days of the retraining")
     backtest.add_argument("--max-modelled-days", type=positive_int, default=None, help="most days to learn from")
     backtest.set_defaults(handler=run_backtest)
@@ -100,7 +97,6 @@ def run_backtest(args: argparse.Namespace, settings: Settings) -> int:
         train_until=args.train_until,
         test=args.test,
         label_delay_days=args.label_delay_days,
-        idle_timeout_s=args.idle_timeout_s,
         training={name: value for name, value in training.items() if value is not None},
     )
     try:
