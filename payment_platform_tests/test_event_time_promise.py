@@ -176,6 +176,29 @@ def test_one_scorer_stores_the_offline_decisions_however_the_stream_is_delivered
     assert_same_decisions(stored(db_url), reference)
 
 
+def test_a_replay_stopped_between_two_files_stores_the_offline_decisions(
+    case: tuple[str, str, dict[str, str]], stream: pd.DataFrame, reference: pd.DataFrame, model_dir: Path
+) -> None:
+    """History loaded file by file, the scorer stopped once each file is drained: the second run must wait
+    for the second file's labels as one uninterrupted run would. A label partition at its end once claimed
+    "caught up to the wall clock" and stored that claim; the next run took it over and featurised last
+    month's payments without their labels."""
+    bootstrap, db_url, topics = case
+    ensure_topics(bootstrap, topics.values())
+    middle = stream["event_time"].min().normalize() + pd.Timedelta(days=28)
+    config = scorer_config(bootstrap, topics, db_url, model_dir, f"files-{topics['payment_topic']}")
+    for part in (stream[stream["event_time"] < middle], stream[stream["event_time"] >= middle]):
+        feed = PaymentFeed(
+            payment_producer(bootstrap), topics["payment_topic"], topics["labels_topic"], LABEL_DELAY_DAYS
+        )
+        feed.send(part)
+        feed.send_pending_labels()  # what `replay` does at the end of a file
+        feed.flush()
+        run_scorer(config, idle_timeout_s=3)  # drained: every partition, labels included, at its end
+
+    assert_same_decisions(stored(db_url), reference)
+
+
 # --- several scorers in one group -----------------------------------------------------------------
 
 

@@ -9,17 +9,20 @@ A released batch holds every payment of a millisecond or none, so ties are featu
 
 Labels are never held: they are read as fast as they come, and applied to the state at once (a label
 changes nothing before it is visible). A label partition's progress is the newest labelled_at it has
-delivered, or, once it is at its end, the latest labelled_at the contract allows (24 h after the wall
-clock): caught up, it holds nothing back, and a label that comes later than its time is late.
+delivered, or, once it is at its end, at least the newest payment time the group's inputs have delivered:
+caught up, it holds no payment back, and a label that comes after payments later than its time is late.
+That claim is made of the stream's content, never of the wall clock, so it stays true when it is stored
+and taken over by the partition's next owner: a replay of last month, stopped and resumed, waits for its
+labels as an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from payment_platform.stream.records import RoutedPayment, Watermark
-from payment_platform.stream.validation import MAX_FUTURE_US
 
 NEVER = -(2**62)  # a bound before every event time: nothing may be released
 ALWAYS = 2**62
@@ -100,15 +103,24 @@ class EventTimeMerge:
             state.end_since = time.monotonic()
 
     def input_bound_us(self, shard: int) -> int:
-        """Event time before which no more payment of this shard can arrive (exclusive)."""
+        """Event time before which no more payment of this shard can arrive (exclusive).
+
+        An idle input holds nothing back, but the bound it gives is what the inputs have delivered, never
+        more: the bound is stored as the shard's progress and taken over by its next owner, so it must stay
+        true when the inputs wake up (a replay resumed with next month, after a stop)."""
         state = self._shards[shard]
         if self.repartitioned:
             if len(state.inputs) < self.inputs:
                 return NEVER
             active = [mark.event_us for mark in state.inputs.values() if not mark.idle]
-            return min(active) if active else ALWAYS
+            if active:
+                return min(active)
+            return _after_millisecond(
+                max(max(mark.event_us for mark in state.inputs.values()), state.newest_us or NEVER)
+            )
         if state.end_since is not None and time.monotonic() - state.end_since >= self.max_idle_s:
-            return ALWAYS
+            seen = self.newest_seen_us()
+            return ALWAYS if seen <= NEVER else _after_millisecond(seen)  # nothing delivered anywhere: nothing to hold
         return NEVER if state.newest_us is None else state.newest_us
 
     def release(self, bound_ms: int) -> list[tuple[int, Buffered]]:
@@ -136,6 +148,17 @@ class EventTimeMerge:
                 state.oldest_held_us = min(entry[0].event_us for entry in keep)
                 state.newest_held_us = max(entry[0].event_us for entry in keep)
         return released
+
+    def newest_seen_us(self) -> int:
+        """The newest payment time the group's inputs have delivered, as far as this scorer's shards know
+        (the inputs' watermarks carried in each shard, and the shard's own newest payment); NEVER with no shard."""
+        newest = NEVER
+        for state in self._shards.values():
+            for mark in state.inputs.values():
+                newest = max(newest, mark.event_us)
+            if state.newest_us is not None:
+                newest = max(newest, state.newest_us)
+        return newest
 
     def written_before_us(self, shard: int) -> int:
         """Once what is released now is written, every payment of the shard before this event time is:
@@ -180,17 +203,23 @@ class EventTimeMerge:
         return reasons
 
 
+def _after_millisecond(event_us: int) -> int:
+    """The start of the millisecond after event_us: a bound that releases the whole millisecond of it."""
+    return (event_us // 1_000 + 1) * 1_000
+
+
 @dataclass
 class _LabelPartition:
     newest_us: int | None = None
-    at_end_us: int | None = None  # the wall clock when it was last seen at its end, if nothing came since
+    at_end: bool = False  # seen at its end, and nothing came since
     next_offset: int | None = None
 
 
 class LabelProgress:
     """How far each label partition this scorer owns has delivered its labels, in event time."""
 
-    def __init__(self) -> None:
+    def __init__(self, payments_seen_us: Callable[[], int]) -> None:
+        self.payments_seen_us = payments_seen_us  # what a label partition at its end has caught up with
         self._partitions: dict[int, _LabelPartition] = {}
 
     @property
@@ -206,21 +235,22 @@ class LabelProgress:
     def consumed(self, partition: int, offset: int, labelled_us: int | None) -> None:
         state = self._partitions[partition]
         state.next_offset = offset + 1
-        state.at_end_us = None
+        state.at_end = False
         if labelled_us is not None and (state.newest_us is None or labelled_us > state.newest_us):
             state.newest_us = labelled_us
 
-    def at_end(self, partition: int, now_us: int) -> None:
+    def at_end(self, partition: int) -> None:
         state = self._partitions.get(partition)
         if state is not None:
-            state.at_end_us = now_us
+            state.at_end = True
 
     def progress_us(self, partition: int) -> int:
         """Labels of the partition with an earlier labelled_at have all been consumed."""
         state = self._partitions[partition]
-        if state.at_end_us is not None:
-            return max(state.at_end_us + MAX_FUTURE_US, state.newest_us or NEVER)
-        return NEVER if state.newest_us is None else state.newest_us
+        newest = NEVER if state.newest_us is None else state.newest_us
+        if state.at_end:
+            return max(newest, self.payments_seen_us())
+        return newest
 
     def next_offset(self, partition: int) -> int | None:
         return self._partitions[partition].next_offset

@@ -132,7 +132,7 @@ class Router:
         if error.code() == KafkaError._PARTITION_EOF:
             topic, partition, _ = position(message)
             if topic == self.config.labels_topic:
-                self.label_progress.at_end(partition, now_us())
+                self.label_progress.at_end(partition)
                 self.dirty = True
             elif self.repartitioner is not None and topic == self.config.payment_topic:
                 self.repartitioner.at_end(partition)

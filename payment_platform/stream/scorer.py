@@ -72,7 +72,10 @@ class PaymentScorer:
         self.stats = ScorerStats()
         self.features = OnlineFeatures()
         self.merge = EventTimeMerge(inputs, config.repartition, config.max_idle_ms, config.max_buffered)
-        self.label_progress = LabelProgress()
+        # A scorer without shards knows the group's payments only from the store's progress.
+        self.label_progress = LabelProgress(
+            lambda: self.merge.newest_seen_us() if self.merge.shards else self.watermark.payments_us()
+        )
         self.router = Router(config, consumer, self.merge, self.label_progress, repartitioner, self.stats)
         group = config.consumer_group
         self.watermark = SharedWatermark(
