@@ -1,7 +1,7 @@
 """`payment-platform backtest` and `payment-platform verify` on the real broker and MariaDB: a small world's
 labelled history through the live path, a model retrained from the store, the next days streamed and
-measured next to their offline rescoring; then the stored scores verified, and a tampered one found. And the
-case the first backtest found: a scorer restarted between two replayed files."""
+measured next to their offline rescoring; then the stored scores verified, and a tampered one found. (A scorer
+restarted between two replayed files: test_event_time_promise.py.)"""
 
 from __future__ import annotations
 
@@ -12,17 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from payment_platform.backtest.served_scores import rescore_stored
 from payment_platform.features.definitions import WARMUP_DAYS
-from payment_platform.model import ModelRegistry
-from payment_platform.stream.runner import run_scorer
 from payment_platform.world import World
-from payment_platform_tests.conftest import scorer_cli_env, scorer_config
-from payment_platform_tests.test_event_time_promise import send_payments
+from payment_platform_tests.conftest import scorer_cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -95,28 +90,3 @@ def test_backtest_streams_history_retrains_and_measures_the_next_days_as_offline
     refused = cli(env, "verify", "--from", last_day, "--to", last_day)
     assert refused.returncode == 1
     assert " 1 differ from the offline rescoring" in refused.stdout and tampered in refused.stdout
-
-
-def test_a_scorer_restarted_between_two_replayed_files_stores_the_offline_scores(
-    kafka_bootstrap: str, mysql_database: str, topic_names: dict[str, str], model_dir: Path
-) -> None:
-    """The scorer stops once the first file is scored and starts again for the second, which begins where the
-    first ended in event time: past the label delay, the second file's terminal windows hold its own payments and
-    labels, which the restarted scorer must wait for as a running one does (it once took its predecessor's
-    progress, recorded up to the wall clock when the stream went quiet, and did not)."""
-    world = World(seed=31, n_cards=250)
-    first = world.days(dt.date(2026, 5, 4), dt.date(2026, 6, 14))
-    second = world.days(dt.date(2026, 6, 15), dt.date(2026, 6, 28))
-    config = scorer_config(
-        kafka_bootstrap, topic_names, mysql_database, model_dir, f"restart-{topic_names['dlq_topic']}"
-    )
-    for part in (first, second):
-        send_payments(kafka_bootstrap, topic_names, part, keyed=True, with_labels=True)
-        stats = run_scorer(config, idle_timeout_s=4)
-        assert stats.scored == len(part)
-
-    start = dt.datetime(2026, 5, 4)
-    rescored = rescore_stored(mysql_database, ModelRegistry(model_dir), start, dt.datetime(2026, 6, 29))
-    assert len(rescored.rows) == len(first) + len(second)
-    assert (rescored.rows["event_time"] >= pd.Timestamp("2026-06-22", tz="UTC")).any()
-    assert not rescored.differing.any(), rescored.summary()

@@ -43,15 +43,10 @@ class SharedWatermark:
         self._read_at = 0.0
 
     def take_over(self, keys: list[tuple[str, int]]) -> None:
-        """Partitions newly assigned start from what this scorer itself writes and applies, not from their
-        previous owner's stored progress. That progress may be a claim the owner made when its input went
-        quiet (every payment before the wall clock written), which payments replayed since with older event
-        times break: a scorer restarted between two replayed files featurised the second file's payments
-        before its own writes of the payments their terminal windows hold (2,934 of 28,801 stored scores
-        differed from the offline rescoring; test_backtest.py). Its own progress catches up with its first
-        batch, written or empty."""
+        """Partitions newly assigned: they start where their previous owner had written."""
+        stored = self.read_progress()
         for key in keys:
-            self.own[key] = self.own.get(key, NEVER)
+            self.own[key] = max(self.own.get(key, NEVER), stored.get(key, NEVER))
 
     def give_up(self, keys: list[tuple[str, int]]) -> None:
         for key in keys:
