@@ -14,7 +14,7 @@ from payment_platform.defs.history import history_job
 from payment_platform.defs.model import TrainingConfig, train_job
 from payment_platform.defs.resources import PaymentHomeResource, ScorerPoolResource
 from payment_platform.defs.scoring import SCORE_JOB, score_payments
-from payment_platform.model.pipeline import missing_history_days
+from payment_platform.training_data import missing_history_days
 
 SLOT_TAG = "payment_platform/scorer_slot"
 SCORER_SILENCE_S = 120.0  # the scorer reports progress every 10 s: this long without an event, it is gone

@@ -17,9 +17,9 @@ from payment_platform.model.pipeline import (
     MetricFloors,
     TrainingPlan,
     evaluate_candidate,
-    load_training_payments,
     train_candidate,
 )
+from payment_platform.training_data import load_training_payments
 
 MODEL_METRICS_FLOORS_CHECK = "metrics_clear_floors"
 FEATURE_PARITY_CHECK = "online_features_match_training"

@@ -15,9 +15,9 @@ import dagster as dg
 from payment_platform.defs.history import history_job
 from payment_platform.defs.model import TrainingConfig, train_job
 from payment_platform.defs.scoring import SCORE_JOB
-from payment_platform.model.pipeline import missing_history_days
 from payment_platform.settings import Settings
 from payment_platform.store.history import HistoryStore
+from payment_platform.training_data import missing_history_days
 
 
 class TrainingFailed(RuntimeError):

@@ -15,14 +15,12 @@ from dataclasses import asdict, dataclass, fields
 
 import pandas as pd
 import pydantic
-import sqlalchemy as sa
 
 from payment_platform.features import compute_features
 from payment_platform.features.definitions import WARMUP_DAYS
 from payment_platform.model.metrics import ModelMetrics
 from payment_platform.model.registry import ModelRegistry
 from payment_platform.model.training import train_fraud_model
-from payment_platform.store.history import HistoryStore
 
 
 class TrainingDataError(ValueError):
@@ -137,66 +135,6 @@ class MetricFloors:
 
 def training_window(until: dt.date, window_days: int) -> TrainingWindow:
     return TrainingWindow(until - dt.timedelta(days=window_days - 1), until)
-
-
-def missing_history_days(history: HistoryStore, until: dt.date, window_days: int) -> list[dt.date]:
-    """Days of the window ending `until` that have no history partition yet: what to materialize first."""
-    return [day for day in training_window(until, window_days).days() if not history.path(day).exists()]
-
-
-def load_training_payments(
-    plan: TrainingPlan, history: HistoryStore, db_url: str
-) -> tuple[pd.DataFrame, TrainingWindow]:
-    """Labelled payments of the plan's window, in event-time order, and the window itself."""
-    if plan.source == "synthetic":
-        days = history.days()
-        if not days:
-            raise TrainingDataError("no transaction_history partitions yet: materialize the history first")
-        window = training_window(plan.last_day or days[-1], plan.window_days)
-        return history.read(window.start, window.end), window
-    if plan.source == "database":
-        last_day = plan.last_day
-        if last_day is None:
-            raise TrainingDataError("training from the database needs --until (the last day of the window)")
-        window = training_window(last_day, plan.window_days)
-        return read_labelled_payments(db_url, window), window
-    raise TrainingDataError(f"unknown training source {plan.source!r}: use 'synthetic' or 'database'")
-
-
-def read_labelled_payments(db_url: str, window: TrainingWindow) -> pd.DataFrame:
-    """The platform's own scored payments of the window joined with their labels (unlabelled: genuine)."""
-    from payment_platform.store.database import connect_store
-    from payment_platform.store.tables import scored_transactions, transaction_labels
-
-    t, lb = scored_transactions.c, transaction_labels.c
-    start = dt.datetime.combine(window.start, dt.time())
-    end = dt.datetime.combine(window.end + dt.timedelta(days=1), dt.time())
-    query = (
-        sa.select(
-            t.transaction_id,
-            t.customer_id,
-            t.terminal_id,
-            t.amount,
-            t.currency,
-            t.event_time,
-            sa.func.coalesce(lb.is_fraud, False).label("is_fraud"),
-        )
-        .select_from(scored_transactions.outerjoin(transaction_labels, lb.transaction_id == t.transaction_id))
-        .where(t.event_time >= start, t.event_time < end)
-        .order_by(t.event_time, t.id)
-    )
-    engine = connect_store(db_url)
-    try:
-        with engine.connect() as conn:
-            payments = pd.DataFrame(conn.execute(query).all(), columns=list(query.selected_columns.keys()))
-    finally:
-        engine.dispose()
-    if payments.empty:
-        raise TrainingDataError(f"no scored payments between {window.start} and {window.end} in the score store")
-    payments["amount"] = payments["amount"].astype(float)
-    payments["event_time"] = pd.to_datetime(payments["event_time"]).dt.tz_localize("UTC")
-    payments["is_fraud"] = payments["is_fraud"].astype("int8")
-    return payments
 
 
 def modelled_start(payments: pd.DataFrame) -> dt.date:
