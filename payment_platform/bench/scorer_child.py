@@ -146,9 +146,9 @@ def instrument(scorer: Any) -> dict[str, TimedCalls]:
     them (a kind missing from the report means the scorer changed: see the README's list of hooks)."""
     found: dict[str, TimedCalls] = {}
     watermark = getattr(scorer, "watermark", None)
-    if watermark is not None and hasattr(watermark, "read"):
+    if watermark is not None and hasattr(watermark, "read_progress"):
         found["progress"] = TimedCalls()
-        watermark.read = found["progress"].wrap(watermark.read)
+        watermark.read_progress = found["progress"].wrap(watermark.read_progress)
     source = getattr(getattr(getattr(scorer, "batches", None), "feed", None), "source", None)
     if source is not None and hasattr(source, "retry"):
         found["terminal_feed"] = TimedCalls()
