@@ -47,9 +47,19 @@ class _Shard:
 class EventTimeMerge:
     """Buffers and releases the payments of the shards this scorer owns."""
 
-    def __init__(self, inputs: int, repartitioned: bool, max_idle_ms: int, max_buffered: int) -> None:
+    def __init__(
+        self,
+        inputs: int,
+        repartitioned: bool,
+        max_idle_ms: int,
+        max_buffered: int,
+        group_seen_us: Callable[[], int] | None = None,
+    ) -> None:
         self.inputs = inputs  # partitions of the payments topic
         self.repartitioned = repartitioned
+        # How far the group's payments have come (default: as far as this scorer's shards know): without the
+        # repartition stage, no shard carries the other inputs' watermarks, so an idle shard asks the group.
+        self.group_seen_us = group_seen_us or self.newest_seen_us
         self.max_idle_s = max_idle_ms / 1_000
         self.max_buffered = max_buffered
         self._shards: dict[int, _Shard] = {}
@@ -119,7 +129,7 @@ class EventTimeMerge:
                 max(max(mark.event_us for mark in state.inputs.values()), state.newest_us or NEVER)
             )
         if state.end_since is not None and time.monotonic() - state.end_since >= self.max_idle_s:
-            seen = self.newest_seen_us()
+            seen = self.group_seen_us()
             return ALWAYS if seen <= NEVER else _after_millisecond(seen)  # nothing delivered anywhere: nothing to hold
         return NEVER if state.newest_us is None else state.newest_us
 

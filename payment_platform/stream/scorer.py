@@ -71,11 +71,12 @@ class PaymentScorer:
         self.ensure_internal_topic = ensure_internal_topic
         self.stats = ScorerStats()
         self.features = OnlineFeatures()
-        self.merge = EventTimeMerge(inputs, config.repartition, config.max_idle_ms, config.max_buffered)
-        # A scorer without shards knows the group's payments only from the store's progress.
-        self.label_progress = LabelProgress(
-            lambda: self.merge.newest_seen_us() if self.merge.shards else self.watermark.payments_us()
+        # What an idle input or a caught-up label partition lets through: as far as the group's payments have
+        # come, by this scorer's shards or the others' stored progress (never the wall clock), _group_seen_us.
+        self.merge = EventTimeMerge(
+            inputs, config.repartition, config.max_idle_ms, config.max_buffered, self._group_seen_us
         )
+        self.label_progress = LabelProgress(self._group_seen_us)
         self.router = Router(config, consumer, self.merge, self.label_progress, repartitioner, self.stats)
         group = config.consumer_group
         self.watermark = SharedWatermark(
@@ -100,6 +101,9 @@ class PaymentScorer:
         self._handing_over = False  # commits wait for the broker while partitions change hands
         self._assigned_at: float | None = None
         self._stopped = threading.Event()
+
+    def _group_seen_us(self) -> int:
+        return max(self.merge.newest_seen_us(), self.watermark.newest_payments_us())
 
     def run(
         self,

@@ -60,6 +60,14 @@ class SharedWatermark:
         """Every payment of the group with an earlier event time is in the score store."""
         return self._minimum(self.shard_keys)
 
+    def newest_payments_us(self) -> int:
+        """The furthest any shard of the group has written: how far the group's payments have come."""
+        if not self.shard_keys:
+            return NEVER
+        if any(key not in self.own for key in self.shard_keys):
+            self._refresh()
+        return max(self.own[key] if key in self.own else self._others.get(key, NEVER) for key in self.shard_keys)
+
     def labels_us(self) -> int:
         """Every label of the group with an earlier labelled_at is applied here or in the score store."""
         return self._minimum(self.label_keys)
