@@ -13,6 +13,7 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
+from payment_platform.features.definitions import DEFAULT_LABEL_DELAY_US
 from payment_platform.model.pipeline import TrainingDataError, TrainingPlan, TrainingWindow, training_window
 from payment_platform.store.database import connect_store
 from payment_platform.store.history import HistoryStore
@@ -44,7 +45,11 @@ def load_training_payments(
 
 
 def read_labelled_payments(db_url: str, window: TrainingWindow) -> pd.DataFrame:
-    """The platform's own scored payments of the window joined with their labels (unlabelled: genuine)."""
+    """The platform's own scored payments of the window joined with their labels (unlabelled: genuine).
+
+    Each keeps its label's `labelled_at`, so the terminal fraud shares are computed from when the labels
+    really came, as the live path computed them; an unlabelled payment's genuine label is dated the
+    standard delay after it (a genuine label changes no feature)."""
     t, lb = scored_transactions.c, transaction_labels.c
     start = dt.datetime.combine(window.start, dt.time())
     end = dt.datetime.combine(window.end + dt.timedelta(days=1), dt.time())
@@ -57,6 +62,7 @@ def read_labelled_payments(db_url: str, window: TrainingWindow) -> pd.DataFrame:
             t.currency,
             t.event_time,
             sa.func.coalesce(lb.is_fraud, False).label("is_fraud"),
+            lb.labelled_at,
         )
         .select_from(scored_transactions.outerjoin(transaction_labels, lb.transaction_id == t.transaction_id))
         .where(t.event_time >= start, t.event_time < end)
@@ -73,4 +79,7 @@ def read_labelled_payments(db_url: str, window: TrainingWindow) -> pd.DataFrame:
     payments["amount"] = payments["amount"].astype(float)
     payments["event_time"] = pd.to_datetime(payments["event_time"]).dt.tz_localize("UTC")
     payments["is_fraud"] = payments["is_fraud"].astype("int8")
+    labelled_at = pd.to_datetime(payments["labelled_at"]).dt.tz_localize("UTC")
+    standard = payments["event_time"] + pd.Timedelta(microseconds=DEFAULT_LABEL_DELAY_US)
+    payments["labelled_at"] = labelled_at.fillna(standard)
     return payments

@@ -122,3 +122,29 @@ def test_a_tampered_score_is_found_and_a_missing_model_is_counted(
     assert rescored.rows.loc[rescored.unverifiable, "transaction_id"].tolist() == [orphan]
     assert np.isnan(rescored.rows.loc[rescored.unverifiable, "offline_score"]).all()
     assert "1 differ" in rescored.summary() and "not in the registry: gone" in rescored.summary()
+
+
+def test_training_from_the_store_dates_each_label_when_it_came(tmp_path: Path) -> None:
+    """Training from the database computes the terminal fraud shares from each label's own labelled_at, as
+    the live path did; an unlabelled payment's genuine label is dated the standard week after it."""
+    from payment_platform.model.pipeline import TrainingWindow
+    from payment_platform.store.tables import transaction_labels
+    from payment_platform.training_data import read_labelled_payments
+
+    url = f"sqlite:///{tmp_path / 'payments.db'}"
+    engine = connect_store(url)
+    paid = dt.datetime(2026, 9, 1, 12)
+    row = {"customer_id": "c", "terminal_id": "t", "amount": Decimal("10.00"), "currency": "EUR", "score": 0.1}
+    row |= {"status": "APPROVED", "reasons": "", "model_version": "v", "event_time": paid, "scored_at": paid}
+    with engine.begin() as conn:
+        conn.execute(sa.insert(scored_transactions), [{**row, "transaction_id": tx} for tx in ("early", "none")])
+        conn.execute(
+            sa.insert(transaction_labels),
+            [{"transaction_id": "early", "is_fraud": True, "labelled_at": paid + dt.timedelta(days=2)}],
+        )
+    engine.dispose()
+
+    payments = read_labelled_payments(url, TrainingWindow(paid.date(), paid.date())).set_index("transaction_id")
+    assert payments.loc["early", "is_fraud"] == 1 and payments.loc["none", "is_fraud"] == 0
+    assert payments.loc["early", "labelled_at"] == pd.Timestamp("2026-09-03 12:00", tz="UTC")
+    assert payments.loc["none", "labelled_at"] == pd.Timestamp("2026-09-08 12:00", tz="UTC")
