@@ -62,6 +62,9 @@ def start_embedded_broker(
         [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # A terminal's Ctrl-C goes to its whole process group. The broker must not take it: its owner stops
+        # it last, once the scorer has committed through it (and it dies with its owner in any case).
+        start_new_session=True,
         preexec_fn=dies_with_parent(),  # only prctl: safe between fork and exec
     )
     deadline = time.monotonic() + timeout_s
