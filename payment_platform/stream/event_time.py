@@ -123,11 +123,7 @@ class EventTimeMerge:
             if len(state.inputs) < self.inputs:
                 return NEVER
             active = [mark.event_us for mark in state.inputs.values() if not mark.idle]
-            if active:
-                return min(active)
-            return _after_millisecond(
-                max(max(mark.event_us for mark in state.inputs.values()), state.newest_us or NEVER)
-            )
+            return min(active) if active else _after_millisecond(_seen_us(state))
         if state.end_since is not None and time.monotonic() - state.end_since >= self.max_idle_s:
             seen = self.group_seen_us()
             return ALWAYS if seen <= NEVER else _after_millisecond(seen)  # nothing delivered anywhere: nothing to hold
@@ -162,13 +158,7 @@ class EventTimeMerge:
     def newest_seen_us(self) -> int:
         """The newest payment time the group's inputs have delivered, as far as this scorer's shards know
         (the inputs' watermarks carried in each shard, and the shard's own newest payment); NEVER with no shard."""
-        newest = NEVER
-        for state in self._shards.values():
-            for mark in state.inputs.values():
-                newest = max(newest, mark.event_us)
-            if state.newest_us is not None:
-                newest = max(newest, state.newest_us)
-        return newest
+        return max((_seen_us(state) for state in self._shards.values()), default=NEVER)
 
     def written_before_us(self, shard: int) -> int:
         """Once what is released now is written, every payment of the shard before this event time is:
@@ -211,6 +201,12 @@ class EventTimeMerge:
                 if slowest is not None:
                     reasons[shard] = f"input partition {slowest.partition}"
         return reasons
+
+
+def _seen_us(state: _Shard) -> int:
+    """The newest payment time a shard knows of: its inputs' watermarks and its own newest payment."""
+    own = NEVER if state.newest_us is None else state.newest_us
+    return max([own, *(mark.event_us for mark in state.inputs.values())])
 
 
 def _after_millisecond(event_us: int) -> int:

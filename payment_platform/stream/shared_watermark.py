@@ -58,26 +58,21 @@ class SharedWatermark:
 
     def payments_us(self) -> int:
         """Every payment of the group with an earlier event time is in the score store."""
-        return self._minimum(self.shard_keys)
+        return min(self._progress(self.shard_keys), default=NEVER)
 
     def newest_payments_us(self) -> int:
         """The furthest any shard of the group has written: how far the group's payments have come."""
-        if not self.shard_keys:
-            return NEVER
-        if any(key not in self.own for key in self.shard_keys):
-            self._refresh()
-        return max(self.own[key] if key in self.own else self._others.get(key, NEVER) for key in self.shard_keys)
+        return max(self._progress(self.shard_keys), default=NEVER)
 
     def labels_us(self) -> int:
         """Every label of the group with an earlier labelled_at is applied here or in the score store."""
-        return self._minimum(self.label_keys)
+        return min(self._progress(self.label_keys), default=NEVER)
 
-    def _minimum(self, keys: list[tuple[str, int]]) -> int:
-        if not keys:
-            return NEVER
+    def _progress(self, keys: list[tuple[str, int]]) -> list[int]:
+        """The progress of each of these partitions: this scorer's own, the others' as last read."""
         if any(key not in self.own for key in keys):
             self._refresh()
-        return min(self.own[key] if key in self.own else self._others.get(key, NEVER) for key in keys)
+        return [self.own[key] if key in self.own else self._others.get(key, NEVER) for key in keys]
 
     def _refresh(self) -> None:
         now = time.monotonic()
