@@ -73,6 +73,43 @@ def run_scorer_process(env: dict[str, str], crash: str | None, engine: sa.Engine
     return process.returncode
 
 
+def stored_decisions(engine: sa.Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the scored rows in partition and offset order, the label events) as stored."""
+    with engine.connect() as conn:
+        rows = pd.DataFrame(
+            conn.execute(
+                sa.text(
+                    "SELECT transaction_id, customer_id, terminal_id, amount, event_time, score, status, reasons "
+                    "FROM scored_transactions ORDER BY kafka_partition, kafka_offset"
+                )
+            ).all()
+        )
+        labels = pd.DataFrame(
+            conn.execute(sa.text("SELECT transaction_id, is_fraud, labelled_at, id AS seq FROM label_events")).all()
+        )
+    return rows, labels
+
+
+def assert_scored_as_if_uninterrupted(rows: pd.DataFrame, labels: pd.DataFrame, models: Path) -> None:
+    """Every stored row carries the score and decision of the uninterrupted reference: the offline features
+    of every stored payment and every stored label, scored by the production model."""
+    rows = rows.assign(
+        amount=rows["amount"].astype(float), event_time=pd.to_datetime(rows["event_time"]).dt.tz_localize("UTC")
+    )
+    labels = labels.assign(
+        labelled_us=pd.to_datetime(labels["labelled_at"]).astype("datetime64[us]").astype("int64"),
+        is_fraud=labels["is_fraud"].astype(bool),
+    )
+    features = compute_features(rows, labels).to_numpy()
+    loaded = ModelRegistry(models).load_production()
+    assert loaded is not None
+    score, decisions = score_and_decide(bind(loaded), features, rows["amount"].to_numpy())
+    assert features[:, -1].max() > 0  # terminal fraud shares are in play
+    np.testing.assert_array_equal(rows["score"].to_numpy(), score)
+    assert (rows["status"].to_numpy() == decisions.status).all()
+    assert (rows["reasons"].to_numpy() == decisions.reasons).all()
+
+
 def test_five_kills_lose_nothing_and_score_as_if_uninterrupted(
     kafka_bootstrap: str, mysql_database: str, topic_names: dict[str, str], model_dir: Path, tmp_path: Path
 ) -> None:
@@ -99,18 +136,7 @@ def test_five_kills_lose_nothing_and_score_as_if_uninterrupted(
     )
     assert final.returncode == 0, final.stderr[-2000:]
 
-    with engine.connect() as conn:
-        rows = pd.DataFrame(
-            conn.execute(
-                sa.text(
-                    "SELECT transaction_id, customer_id, terminal_id, amount, event_time, score, status, reasons "
-                    "FROM scored_transactions ORDER BY kafka_partition, kafka_offset"
-                )
-            ).all()
-        )
-        labels = pd.DataFrame(
-            conn.execute(sa.text("SELECT transaction_id, is_fraud, labelled_at, id AS seq FROM label_events")).all()
-        )
+    rows, labels = stored_decisions(engine)
     engine.dispose()
     assert len(rows) == valid and rows["transaction_id"].nunique() == valid
 
@@ -118,16 +144,4 @@ def test_five_kills_lose_nothing_and_score_as_if_uninterrupted(
     sources = {(dict(m.headers())["source.partition"], dict(m.headers())["source.offset"]) for m in dlq}
     assert len(sources) == INVALID  # at least once: a batch replayed after a crash may forward it again
 
-    # The uninterrupted reference: the offline features of every stored payment and every label.
-    rows["amount"] = rows["amount"].astype(float)
-    rows["event_time"] = pd.to_datetime(rows["event_time"]).dt.tz_localize("UTC")
-    labels["labelled_us"] = pd.to_datetime(labels["labelled_at"]).astype("datetime64[us]").astype("int64")
-    labels["is_fraud"] = labels["is_fraud"].astype(bool)
-    features = compute_features(rows, labels).to_numpy()
-    loaded = ModelRegistry(tmp_path / "models").load_production()
-    assert loaded is not None
-    score, decisions = score_and_decide(bind(loaded), features, rows["amount"].to_numpy())
-    assert features[:, -1].max() > 0  # terminal fraud shares are in play
-    np.testing.assert_array_equal(rows["score"].to_numpy(), score)
-    assert (rows["status"].to_numpy() == decisions.status).all()
-    assert (rows["reasons"].to_numpy() == decisions.reasons).all()
+    assert_scored_as_if_uninterrupted(rows, labels, tmp_path / "models")

@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from payment_platform.features import FEATURE_NAMES, OnlineFeatures, compute_features
-from payment_platform.features.definitions import CARD_REACH_MS, DAY_MS, TERMINAL_REACH_S, event_time_us, seconds
+from payment_platform.features.definitions import CARD_REACH_MS, DAY_MS, event_time_us
 from payment_platform.features.labels import label_events_of
-from payment_platform.features.parity import horizons_us, release_batches
-from payment_platform.features.terminal_feed import TerminalFeed
+from payment_platform.features.parity import release_batches
+from payment_platform.features.terminal_feed import TerminalFeed, horizons_us
 from payment_platform.store.database import connect_store
 from payment_platform.store.event_time import datetime_of
 from payment_platform.store.rows import LabelRow, ScoredBatch
@@ -89,7 +89,7 @@ def restored(engine: sa.Engine, shards: list[int], restart_ms: int) -> tuple[Onl
         online.cards(shard).add(cards.cards, cards.t_ms.tolist(), cards.cents.tolist())
     feed = TerminalFeed(online.terminals, StoreTerminalSource(engine))
     start_ms = restart_ms - DAY_MS
-    feed.start((seconds(start_ms) - TERMINAL_REACH_S) * 1_000_000, horizons_us(start_ms)[1])
+    feed.start_for(start_ms)
     return online, feed
 
 
@@ -111,7 +111,7 @@ def test_a_restored_scorer_gives_the_next_payments_their_offline_features(engine
         due = late_labels["labelled_us"].to_numpy() < horizons_us(int(t_ms[rows].max()))[1]
         write(writer, batch.iloc[:0], late_labels[due])
         late_labels = late_labels[~due]
-        feed.advance(*horizons_us(int(t_ms[rows].max())))
+        feed.advance_for(int(t_ms[rows].max()))
         for shard, part in batch.groupby("shard"):
             where = rows[batch["shard"].to_numpy() == shard]
             got[where] = online.featurise(
@@ -140,5 +140,5 @@ def test_restoring_some_shards_restores_only_their_cards(engine: sa.Engine) -> N
 
 def test_an_empty_store_restores_an_empty_state(engine: sa.Engine) -> None:
     online, feed = restored(engine, [0, 1], 1_780_000_000_000)
-    feed.advance(*horizons_us(1_780_000_000_000))
+    feed.advance_for(1_780_000_000_000)
     assert online.active_cards == 0 and len(online.terminals) == 0

@@ -23,15 +23,13 @@ from payment_platform.features.definitions import (
     MINUTE_MS,
     SECOND_MS,
     TERMINAL_LABEL_DELAY_S,
-    TERMINAL_REACH_S,
     TERMINAL_WINDOWS_S,
     event_time_ms,
     event_time_us,
-    seconds,
 )
 from payment_platform.features.labels import LabelEvent, fraud_spans, label_events_of
-from payment_platform.features.parity import compare, compare_drivers, horizons_us, release_batches, stream_online
-from payment_platform.features.terminal_feed import FrameTerminalSource, TerminalFeed
+from payment_platform.features.parity import compare, compare_drivers, release_batches, stream_online
+from payment_platform.features.terminal_feed import FrameTerminalSource, TerminalFeed, horizons_us
 
 T0 = pd.Timestamp("2026-03-02 12:00", tz="UTC")  # a Monday noon
 T0_MS = T0.value // 1_000_000
@@ -374,11 +372,11 @@ def online_with_labels_delivered(frame: pd.DataFrame, events: pd.DataFrame, seed
     online = OnlineFeatures()
     feed = TerminalFeed(online.terminals, source)
     first_ms = int(t_ms.min()) - DAY_MS
-    feed.start((seconds(first_ms) - TERMINAL_REACH_S) * 1_000_000, horizons_us(first_ms)[1])
+    feed.start_for(first_ms)
     out = np.empty((len(frame), len(FEATURE_NAMES)))
     for k, rows in enumerate(batches):
         source.arrived = int(np.searchsorted(arrival_sorted, k, "right"))
-        feed.advance(*horizons_us(int(t_ms[rows].max())))
+        feed.advance_for(int(t_ms[rows].max()))
         out[rows] = online.featurise(
             frame["customer_id"].to_numpy()[rows].tolist(),
             frame["terminal_id"].to_numpy()[rows].tolist(),
@@ -435,7 +433,7 @@ def test_eviction_bounds_the_state() -> None:
     t_ms = event_time_ms(frame["event_time"])
     feed.start(0, 0)
     for rows in release_batches(t_ms, 500):
-        feed.advance(*horizons_us(int(t_ms[rows].max())))
+        feed.advance_for(int(t_ms[rows].max()))
         online.featurise(
             frame["customer_id"].to_numpy()[rows].tolist(),
             frame["terminal_id"].to_numpy()[rows].tolist(),
@@ -451,6 +449,38 @@ def test_eviction_bounds_the_state() -> None:
     online.evict({0: end_ms + 80 * DAY_MS})
     assert (online.active_cards, len(online.terminals), online.terminals.tracked_frauds) == (0, 0, 0)
     assert online.approx_bytes() < 10_000
+
+
+def test_a_terminal_feed_knows_which_payments_it_can_still_serve_and_reads_again_after_a_reset() -> None:
+    """A scorer taking over a shard that lags behind asks the feed; after a reset the feed reads its state
+    again from the record, as far back as the new start asks, and answers as an uninterrupted one."""
+    frame, events = random_stream(seed=6, n_payments=3000, days=60)
+    t_ms = np.sort(event_time_ms(frame["event_time"]))
+    late_ms, early_ms = int(t_ms[2000]), int(t_ms[1000])
+    online = OnlineFeatures()
+    feed = TerminalFeed(online.terminals, FrameTerminalSource(frame, events))
+    assert not feed.started
+    feed.start_for(late_ms)
+    feed.advance_for(late_ms)
+    assert feed.started and feed.serves(late_ms) and not feed.serves(early_ms)
+    online.evict({0: late_ms + 2 * DAY_MS})  # what a payment before late_ms + 1 day (lateness) needs goes
+    assert not feed.serves(late_ms + 2 * HOUR_MS) and feed.serves(late_ms + 2 * DAY_MS)
+
+    feed.reset()
+    assert not feed.started and len(online.terminals) == 0
+    feed.start_for(early_ms)
+    feed.advance_for(early_ms)
+    reference = OnlineFeatures()
+    uninterrupted = TerminalFeed(reference.terminals, FrameTerminalSource(frame, events))
+    uninterrupted.start_for(int(t_ms[0]))
+    uninterrupted.advance_for(early_ms)
+    terminals = frame["terminal_id"].tolist()
+    at = [early_ms // 1_000] * len(terminals)
+    for got, expected in zip(
+        online.terminals.counts(terminals, at), reference.terminals.counts(terminals, at), strict=True
+    ):
+        np.testing.assert_array_equal(got, expected)
+    assert reference.terminals.counts(terminals, at)[0].sum() > 0  # the windows hold payments
 
 
 def test_long_card_histories_answer_like_a_flat_one_through_inserts_removals_and_evictions() -> None:

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import zlib
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pytest
 import sqlalchemy as sa
+from confluent_kafka import TopicPartition
 
 from payment_platform.kafka.delivery import DeliveryTracker
 from payment_platform.model import ModelRegistry
-from payment_platform.sources.feed import payment_values
+from payment_platform.sources.feed import PaymentFeed, payment_values
 from payment_platform.store.database import connect_store
+from payment_platform.store.stream_state import read_progress
 from payment_platform.store.writer import ScoreWriter
 from payment_platform.stream.config import ScorerConfig
 from payment_platform.stream.model_source import ModelSource
@@ -26,6 +30,7 @@ from payment_platform.stream.scorer import PaymentScorer
 from payment_platform.stream.sink import ScoreSink
 from payment_platform.world import World
 from payment_platform_tests.kafka_double import FakeBroker, FakeConsumer, FakeProducer
+from payment_platform_tests.test_crash_recovery import assert_scored_as_if_uninterrupted, stored_decisions
 from payment_platform_tests.test_hostile_input import small_model_dir
 
 
@@ -34,7 +39,9 @@ def model_root(tmp_path: Path) -> Path:
     return small_model_dir(tmp_path / "models")
 
 
-def build(broker: FakeBroker, tmp_path: Path, model_root: Path, repartition: bool = True) -> PaymentScorer:
+def build(
+    broker: FakeBroker, tmp_path: Path, model_root: Path, repartition: bool = True, batch_size: int = 5_000
+) -> PaymentScorer:
     config = ScorerConfig(
         bootstrap="in-memory",
         consumer_group="g",
@@ -48,6 +55,7 @@ def build(broker: FakeBroker, tmp_path: Path, model_root: Path, repartition: boo
         poll_timeout_s=0.0,
         max_idle_ms=0,
         heartbeat_s=0.05,
+        batch_size=batch_size,
     )
     engine = connect_store(config.db_url)
     sink = ScoreSink(ScoreWriter(engine), FakeProducer(broker), "decisions", "dlq", "payments", "g")
@@ -166,3 +174,40 @@ def test_an_undelivered_dead_letter_holds_the_commit_of_its_offset(tmp_path: Pat
     assert not committed_while_failing
     assert len(broker.messages("dlq")) == 5
     assert broker.committed[("payments", 0)] == 5
+
+
+def test_a_scorer_taking_over_shards_days_apart_scores_as_if_uninterrupted(tmp_path: Path, model_dir: Path) -> None:
+    """Shards move through event time at their own pace, up to a label delay apart. A scorer taking them over
+    may first release the payments of the shard furthest ahead: the terminal state it reads from the store
+    must still reach back as far as the slowest shard's windows (it once started from that first batch, and
+    evicted by the shards that had released something).
+    The model is a real one (trees: its scores do not depend on how rows are batched)."""
+    broker = FakeBroker()
+    world = World(seed=13, n_cards=200).days(dt.date(2026, 5, 10), dt.date(2026, 7, 12))
+    shard = world["customer_id"].map(lambda card: zlib.crc32(card.encode()) % broker.partitions).to_numpy()
+    day = world["event_time"].dt.date.to_numpy()
+    feed = PaymentFeed(FakeProducer(broker), "payments", "labels", label_delay_days=7)
+    ahead_part = (day >= dt.date(2026, 7, 1)) & (day < dt.date(2026, 7, 6)) & (shard == 0)
+
+    feed.send(world[day < dt.date(2026, 7, 1)])  # every shard, up to the same day
+    feed.flush()
+    build(broker, tmp_path, model_dir, repartition=False).run(idle_timeout_s=1)
+    feed.send(world[ahead_part])  # shard 0 runs five days ahead, and labels further still
+    feed.send_due_labels(int(pd.Timestamp("2026-07-08", tz="UTC").value // 1_000))
+    feed.flush()
+    ahead = build(broker, tmp_path, model_dir, repartition=False)
+    ahead.consumer.pause([TopicPartition("payments", p) for p in (1, 2, 3)])  # the others wait on their fetches
+    ahead.run(idle_timeout_s=1)
+    progress = read_progress(ahead.sink.engine, "g")
+    lead_us = progress["payments", 0] - max(progress["payments", p] for p in (1, 2, 3))
+    assert lead_us > 4 * 86_400_000_000, f"shard 0 should be days ahead: {progress}"
+    feed.send(world[(day >= dt.date(2026, 7, 1)) & ~ahead_part])
+    feed.send_pending_labels()
+    feed.flush()
+    # Shard 0 is read first, 500 at a time: the first batch is its payments alone, days after the others'.
+    resumed = build(broker, tmp_path, model_dir, repartition=False, batch_size=500)
+    resumed.run(idle_timeout_s=1)
+
+    rows, labels = stored_decisions(resumed.sink.engine)
+    assert len(rows) == len(world)
+    assert_scored_as_if_uninterrupted(rows, labels, model_dir)

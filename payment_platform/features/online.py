@@ -16,14 +16,13 @@ from payment_platform.features.definitions import (
     ALLOWED_LATENESS_MS,
     CARD_REACH_MS,
     FEATURE_NAMES,
-    TERMINAL_LABEL_DELAY_S,
     amount_cents,
     assemble_features,
     seconds,
 )
 from payment_platform.features.terminal_state import TerminalState
 
-__all__ = ["ALLOWED_LATENESS_MS", "OnlineFeatures", "terminal_horizon_s"]
+__all__ = ["ALLOWED_LATENESS_MS", "OnlineFeatures"]
 
 
 class OnlineFeatures:
@@ -56,7 +55,7 @@ class OnlineFeatures:
         its card state.
 
         The terminal state must already hold every payment up to a label delay before the newest of the
-        batch, and every label visible by then (see `terminal_horizon_s`)."""
+        batch, and every label visible by then (see `terminal_feed.horizons_us`)."""
         if len(cards) == 0:
             return np.empty((0, len(FEATURE_NAMES)))
         times: list[int] = t_ms.tolist()
@@ -75,9 +74,3 @@ class OnlineFeatures:
         for shard, watermark_ms in watermarks_ms.items():
             self.cards(shard).evict(watermark_ms - self.allowed_lateness_ms - CARD_REACH_MS)
         self.terminals.evict(seconds(min(watermarks_ms.values()) - self.allowed_lateness_ms))
-
-
-def terminal_horizon_s(t_ms: int) -> int:
-    """The terminal state must hold every payment up to this second (inclusive) before a payment at t_ms
-    is featurised."""
-    return seconds(t_ms) - TERMINAL_LABEL_DELAY_S

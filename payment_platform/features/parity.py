@@ -8,15 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from payment_platform.features.definitions import (
-    FEATURE_NAMES,
-    LABEL_SETTLE_S,
-    TERMINAL_REACH_S,
-    event_time_ms,
-    seconds,
-)
+from payment_platform.features.definitions import FEATURE_NAMES, event_time_ms
 from payment_platform.features.offline import compute_features
-from payment_platform.features.online import ALLOWED_LATENESS_MS, OnlineFeatures, terminal_horizon_s
+from payment_platform.features.online import ALLOWED_LATENESS_MS, OnlineFeatures
 from payment_platform.features.terminal_feed import FrameTerminalSource, TerminalFeed
 
 
@@ -35,11 +29,6 @@ def release_batches(t_ms: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return batches
 
 
-def horizons_us(t_ms: int) -> tuple[int, int]:
-    """(payments, labels) horizons, exclusive, that the terminal state must reach before a payment at t_ms."""
-    return (terminal_horizon_s(t_ms) + 1) * 1_000_000, (seconds(t_ms) - LABEL_SETTLE_S + 1) * 1_000_000
-
-
 def stream_online(
     payments: pd.DataFrame,
     labels: pd.DataFrame | None = None,
@@ -55,12 +44,11 @@ def stream_online(
         return out
     online = OnlineFeatures()
     feed = TerminalFeed(online.terminals, source or FrameTerminalSource(payments, labels))
-    first_ms = int(t_ms.min()) - ALLOWED_LATENESS_MS
-    feed.start((seconds(first_ms) - TERMINAL_REACH_S) * 1_000_000, horizons_us(first_ms)[1])
+    feed.start_for(int(t_ms.min()) - ALLOWED_LATENESS_MS)
     cards, terminals = payments["customer_id"].to_numpy(), payments["terminal_id"].to_numpy()
     amount = payments["amount"].to_numpy(dtype=np.float64)
     for rows in release_batches(t_ms, batch_size):
-        feed.advance(*horizons_us(int(t_ms[rows].max())))
+        feed.advance_for(int(t_ms[rows].max()))
         out[rows] = online.featurise(cards[rows].tolist(), terminals[rows].tolist(), t_ms[rows], amount[rows])
     return out
 

@@ -19,7 +19,14 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from payment_platform.features.definitions import event_time_us
+from payment_platform.features.definitions import (
+    LABEL_SETTLE_S,
+    SECOND_MS,
+    TERMINAL_LABEL_DELAY_S,
+    TERMINAL_REACH_S,
+    event_time_us,
+    seconds,
+)
 from payment_platform.features.labels import LabelEvent, label_events_of
 from payment_platform.features.terminal_state import TerminalState
 
@@ -47,6 +54,11 @@ class TerminalSource(Protocol):
         """Every recorded label of these transactions."""
 
 
+def horizons_us(t_ms: int) -> tuple[int, int]:
+    """(payments, labels) horizons, exclusive, that the terminal state must reach before a payment at t_ms."""
+    return (seconds(t_ms) - TERMINAL_LABEL_DELAY_S + 1) * 1_000_000, (seconds(t_ms) - LABEL_SETTLE_S + 1) * 1_000_000
+
+
 class TerminalFeed:
     """Moves the terminal state's payment and label horizons forward from a TerminalSource."""
 
@@ -55,11 +67,36 @@ class TerminalFeed:
         self.source = source
         self.payments_until_us: int | None = None  # exclusive horizons; None: not started
         self.labels_until_us: int | None = None
+        self.serves_from_ms: int | None = None  # the oldest payment time it was started for
+
+    @property
+    def started(self) -> bool:
+        return self.payments_until_us is not None
 
     def start(self, payments_from_us: int, labels_from_us: int) -> None:
         """Begin at these times: what is older can no longer count (a restart reads only this far back)."""
         self.payments_until_us = payments_from_us
         self.labels_until_us = labels_from_us
+
+    def start_for(self, oldest_ms: int) -> None:
+        """Begin so that payments from oldest_ms on see whole windows: nothing older than their reach is read."""
+        self.start((seconds(oldest_ms) - TERMINAL_REACH_S) * 1_000_000, horizons_us(oldest_ms)[1])
+        self.serves_from_ms = oldest_ms
+
+    def serves(self, t_ms: int) -> bool:
+        """Whether the state holds the whole windows of a payment at t_ms: it was started for one at least as
+        old, and has not evicted what its windows reach."""
+        started_for = self.serves_from_ms if self.serves_from_ms is not None else t_ms
+        return t_ms >= max(started_for, self.state.serves_from_s * SECOND_MS)
+
+    def reset(self) -> None:
+        """Forget the state: the next `start_for` reads it again from the record, as far back as it asks."""
+        self.state.clear()
+        self.payments_until_us = self.labels_until_us = self.serves_from_ms = None
+
+    def advance_for(self, t_ms: int) -> None:
+        """Bring the state up to what a payment at t_ms needs."""
+        self.advance(*horizons_us(t_ms))
 
     def advance(self, payments_until_us: int, labels_until_us: int) -> None:
         """Bring the state up to these horizons (exclusive); horizons never move back."""
@@ -92,7 +129,10 @@ class TerminalFeed:
             # Only payments already within the payment horizon: later ones arrive with their labels.
             horizon_s = (self.payments_until_us - 1) // 1_000_000
             found = self.source.payments_of(new_frauds)
-            self._follow({tx: where for tx, where in found.items() if where[1] <= horizon_s})
+            followed = {tx: where for tx, where in found.items() if where[1] <= horizon_s}
+            self._follow(followed)
+            # The record may not hold these labels yet: they count from now, with the history it has.
+            self.state.add_events([e for e in events if e.transaction_id in followed])
 
     def _follow(self, payments: dict[str, tuple[str, int]]) -> None:
         if not payments:

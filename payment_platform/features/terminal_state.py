@@ -27,6 +27,7 @@ from payment_platform.features.labels import LabelEvent, fraud_spans
 
 _WINDOWS = tuple(TERMINAL_WINDOWS_S.values())
 N_WINDOWS = len(_WINDOWS)
+_BEFORE_ALL = -(2**62)
 
 
 @dataclass
@@ -43,10 +44,15 @@ class TerminalState:
     """Payment times and fraud intervals of every terminal, and the labelled transactions behind them."""
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything."""
         self._times: dict[str, array] = {}
         self._starts: dict[str, list[array]] = {}  # per terminal with frauds: one sorted array per window
         self._ends: dict[str, list[array]] = {}
         self._frauds: dict[str, _FraudRecord] = {}
+        self.serves_from_s = _BEFORE_ALL  # payments from this second on see whole windows (nothing they reach evicted)
 
     def __len__(self) -> int:
         return len(self._times)
@@ -112,6 +118,7 @@ class TerminalState:
     def evict(self, horizon_s: int) -> None:
         """Forget what no payment at or after horizon_s can count: payments before its longest window,
         fraud intervals that ended before it."""
+        self.serves_from_s = max(self.serves_from_s, horizon_s)
         oldest = terminal_window(horizon_s, max(_WINDOWS))[0]
         self._times = {t: times for t, times in self._times.items() if _drop_until(oldest, times)}
         kept: dict[str, _FraudRecord] = {}

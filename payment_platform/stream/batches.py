@@ -19,12 +19,9 @@ from payment_platform.features.definitions import (
     HOUR_MS,
     LABEL_SETTLE_S,
     TERMINAL_LABEL_DELAY_S,
-    TERMINAL_REACH_S,
     amount_cents,
-    seconds,
 )
 from payment_platform.features.labels import LabelEvent
-from payment_platform.features.parity import horizons_us
 from payment_platform.features.terminal_feed import TerminalFeed
 from payment_platform.store.event_time import datetime_of
 from payment_platform.store.rows import LabelRow, ScoredBatch
@@ -83,6 +80,8 @@ class BatchMaker:
     ) -> WriteBatch:
         """The next batch: payments the watermarks let through, the labels and dead letters given."""
         events = self._apply_own_labels(labels, label_progress)
+        # Until written, the store's reads cannot bring these: the terminal feed applies them again.
+        self.unwritten_frauds += [event for event in events if event.is_fraud]
         payment_us, label_us = self.watermark.payments_us(), self.watermark.labels_us()
         released = merge.release(min(_label_bound_ms(label_us), _terminal_bound_ms(payment_us)))
         found = deduplicate(released, self.in_flight, self.lookup)
@@ -92,7 +91,6 @@ class BatchMaker:
         letters += [routed_dead_letter(routed, self.config.payment_topic, CONFLICT) for routed, _ in found.conflicts]
         scored = self._score(found.fresh, payment_us, label_us)
         self._sweep(merge)
-        self.unwritten_frauds += [event for event in events if event.is_fraud]
         return WriteBatch(
             scored=scored,
             labels=[
@@ -119,18 +117,33 @@ class BatchMaker:
         return progress
 
     def _sweep(self, merge: EventTimeMerge) -> None:
-        """Evict, each time the newest featurised time has moved SWEEP_EVERY_MS, what no shard can reach:
-        a shard's watermark is its newest featurised payment, or its oldest one still held if older."""
+        """Evict, each time the newest featurised time has moved SWEEP_EVERY_MS, what no owned shard can
+        reach: a shard's watermark is its newest featurised payment, or its oldest one still held if older."""
         newest = max(self._released_ms.values(), default=NEVER)
         if newest - self._swept_ms < SWEEP_EVERY_MS:
             return
-        watermarks = {
-            shard: min(released, merge.written_before_us(shard) // 1_000)
-            for shard, released in self._released_ms.items()
-            if shard in merge.shards
+        watermarks = {  # a shard yet to release anything (days behind the others, maybe) holds eviction back
+            shard: min(self._released_ms.get(shard, ALWAYS), merge.written_before_us(shard) // 1_000)
+            for shard in merge.shards
         }
         self.features.evict(watermarks)
         self._swept_ms = newest
+
+    def _oldest_owned_ms(self) -> int:
+        """Where the slowest shard this scorer owns has written up to: no payment still to come from it is
+        older, but for late ones."""
+        return self.watermark.oldest_own_payments_us() // 1_000
+
+    def needs_older_terminals(self) -> bool:
+        """After an assignment: whether a shard taken over lags behind what the terminal state still holds
+        (it may be days behind the others), so that the state must be read again from the store."""
+        oldest_ms = self._oldest_owned_ms() - self.features.allowed_lateness_ms
+        return self.feed.started and not self.feed.serves(oldest_ms)
+
+    def reread_terminals(self) -> None:
+        """Drop the terminal state: the next batch reads it again from the store, from the slowest shard on.
+        The sink must be idle: every label applied here is then in the store."""
+        self.feed.reset()
 
     def forget(self, shard: int) -> None:
         """A shard taken away: its cards and watermark go."""
@@ -201,19 +214,17 @@ class BatchMaker:
 
     def _feed_terminals(self, first_ms: int, last_ms: int) -> None:
         """Bring the terminal state up to what payments up to last_ms need (starting, on the first batch,
-        from the oldest time a late payment may still need)."""
-        if self.feed.payments_until_us is None:
-            start_ms = first_ms - self.features.allowed_lateness_ms
-            self.feed.start((seconds(start_ms) - TERMINAL_REACH_S) * 1_000_000, horizons_us(start_ms)[1])
+        from the oldest time a payment of any owned shard may still need: shards may be days apart)."""
+        if not self.feed.started:
+            self.feed.start_for(min(first_ms, self._oldest_owned_ms()) - self.features.allowed_lateness_ms)
             self.feed.apply_labels(self.unwritten_frauds)
-        payments_until, labels_until = horizons_us(last_ms)
         started = time.monotonic()
-        self.feed.advance(payments_until, labels_until)
+        self.feed.advance_for(last_ms)
         # Own fraud labels applied before their payment was within reach, and not yet in the store
         # where the payment's read would find them: apply them again now that it may be.
         self.feed.apply_labels(self.unwritten_frauds)
         if time.monotonic() - started > 5:
-            logger.info("terminal state read up to %s from the store", datetime_of(payments_until))
+            logger.info("terminal state read up to %s from the store", datetime_of(self.feed.payments_until_us or 0))
 
 
 def _label_bound_ms(label_us: int) -> int:

@@ -239,6 +239,11 @@ class PaymentScorer:
         shards = [tp.partition for tp in partitions if tp.topic == config.shard_topic]
         labels = [tp.partition for tp in partitions if tp.topic == config.labels_topic]
         self.watermark.take_over([(config.shard_topic, s) for s in shards] + [(config.labels_topic, p) for p in labels])
+        if self.batches.needs_older_terminals():
+            logger.info("a shard taken over lags behind the terminal state: reading it again from the store")
+            if (outcome := self.sink.wait()) is not None:
+                self._written(outcome)
+            self.batches.reread_terminals()
         for shard in shards:
             restore_cards(self.sink, self.features, shard)
             self.merge.assigned(shard)

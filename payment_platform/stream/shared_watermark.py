@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from payment_platform.store.rows import Progress
-from payment_platform.stream.event_time import NEVER
+from payment_platform.stream.event_time import ALWAYS, NEVER
 
 
 class SharedWatermark:
@@ -63,6 +63,11 @@ class SharedWatermark:
     def newest_payments_us(self) -> int:
         """The furthest any shard of the group has written: how far the group's payments have come."""
         return max(self._progress(self.shard_keys), default=NEVER)
+
+    def oldest_own_payments_us(self) -> int:
+        """The least progress among the shards this scorer owns (ALWAYS with none that has any)."""
+        owned = [us for (topic, _), us in self.own.items() if topic == self.shard_topic and us > NEVER]
+        return min(owned, default=ALWAYS)
 
     def labels_us(self) -> int:
         """Every label of the group with an earlier labelled_at is applied here or in the score store."""
