@@ -22,6 +22,10 @@ from payment_platform.store.database import connect_store
 from payment_platform.store.tables import label_events, scored_transactions
 
 POLL_S = 0.5
+# The replay sends a chunk at a time, partition by partition: a partition at its end between two of its
+# batches is not idle, and counting it so would make the rest of the chunk late (scores then differ from
+# the offline rescoring). A backtest is not latency-bound: the scorer waits this long.
+REPLAY_IDLE_MS = 2_000
 
 
 class ScorerStopped(RuntimeError):
@@ -36,7 +40,10 @@ class ScorerProcess:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "payment_platform.cli", "score", "--batch-size", str(batch_size)],
+                [
+                    *(sys.executable, "-m", "payment_platform.cli", "score", "--batch-size", str(batch_size)),
+                    *("--max-idle-ms", str(REPLAY_IDLE_MS)),
+                ],
                 env={**os.environ, **settings.as_environment()},
                 stdout=out,
                 stderr=subprocess.STDOUT,

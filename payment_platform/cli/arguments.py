@@ -35,14 +35,22 @@ def positive_rate(text: str) -> float | None:
     return value
 
 
-def positive_int(text: str) -> int:
+def _whole_number(text: str, least: int, why: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if value < least:
+        raise argparse.ArgumentTypeError(why)
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole_number(text, 1, "must be positive")
+
+
+def non_negative_int(text: str) -> int:
+    return _whole_number(text, 0, "must not be negative")
 
 
 def non_negative_float(text: str) -> float:

@@ -17,6 +17,7 @@ from payment_platform.cli.arguments import (
     CommandError,
     Subcommands,
     non_negative_float,
+    non_negative_int,
     positive_int,
     positive_rate,
     service_error,
@@ -56,6 +57,12 @@ def add_commands(commands: Subcommands) -> None:
     score.add_argument("--max-messages", type=positive_int, default=None)
     score.add_argument("--idle-timeout-s", type=non_negative_float, default=None)
     score.add_argument("--batch-size", type=positive_int, default=5_000)
+    score.add_argument(
+        "--max-idle-ms",
+        type=non_negative_int,
+        default=20,
+        help="how long a partition at its end holds the others back before it counts as idle (replays: more)",
+    )
     score.set_defaults(handler=run_score)
 
 
@@ -138,7 +145,7 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
     from payment_platform.stream.model_source import NoPromotedModel
     from payment_platform.stream.runner import run_scorer
 
-    config = ScorerConfig.from_settings(settings, batch_size=args.batch_size)
+    config = ScorerConfig.from_settings(settings, batch_size=args.batch_size, max_idle_ms=args.max_idle_ms)
     try:
         stats = run_scorer(
             config,

@@ -28,15 +28,22 @@ scored_transactions = dg.AssetSpec(
 
 
 class ScoreConfig(dg.Config):
-    """Bounds for a finite run (tests, draining a topic); a live run leaves them empty."""
+    """Bounds for a finite run (tests, draining a topic); a live run leaves them empty. `max_idle_ms`: how
+    long a partition at its end holds the others back before it counts as idle (more for a replay at full
+    speed: README, Event time)."""
 
     max_messages: int | None = None
     idle_timeout_s: float | None = None
     batch_size: int = 5_000
+    max_idle_ms: int = 20
 
 
 def scorer_setup(
-    kafka: KafkaResource, score_store: ScoreStoreResource, payment_home: PaymentHomeResource, batch_size: int
+    kafka: KafkaResource,
+    score_store: ScoreStoreResource,
+    payment_home: PaymentHomeResource,
+    batch_size: int,
+    max_idle_ms: int = 20,
 ) -> ScorerConfig:
     """The scorer's configuration from the code location's resources."""
     return ScorerConfig(
@@ -49,6 +56,7 @@ def scorer_setup(
         db_url=score_store.url,
         model_dir=payment_home.registry().root,
         batch_size=batch_size,
+        max_idle_ms=max_idle_ms,
         repartition=Settings.from_env().repartition,
     )
 
@@ -82,7 +90,7 @@ def score_stream(
         )
 
     stats = run_scorer(
-        scorer_setup(kafka, score_store, payment_home, config.batch_size),
+        scorer_setup(kafka, score_store, payment_home, config.batch_size, config.max_idle_ms),
         max_messages=config.max_messages,
         idle_timeout_s=config.idle_timeout_s,
         on_progress=report,

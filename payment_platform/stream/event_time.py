@@ -9,8 +9,9 @@ A released batch holds every payment of a millisecond or none, so ties are featu
 
 Labels are never held: they are read as fast as they come, and applied to the state at once (a label
 changes nothing before it is visible). A label partition's progress is the newest labelled_at it has
-delivered, or, once it is at its end, at least the newest payment time the group's inputs have delivered:
-caught up, it holds no payment back, and a label that comes after payments later than its time is late.
+delivered, or, once it has been at its end for `max_idle_ms` (as an idle payment input), at least the newest
+payment time the group's inputs have delivered: caught up, it holds no payment back, and a label that comes
+after payments later than its time is late.
 That claim is made of the stream's content, never of the wall clock, so it stays true when it is stored
 and taken over by the partition's next owner: a replay of last month, stopped and resumed, waits for its
 labels as an uninterrupted one would.
@@ -19,8 +20,11 @@ labels as an uninterrupted one would.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from payment_platform.stream.records import RoutedPayment, Watermark
 
@@ -30,6 +34,27 @@ ALWAYS = 2**62
 
 # A payment waiting in the merge, with its offset in the shard (for the commit).
 Buffered = tuple[RoutedPayment, int]
+
+
+class Vouched:
+    """What a partition at its end may vouch for: the newest event time seen elsewhere at least `max_idle_s`
+    ago (Kafka Streams' max.task.idle.ms, per record). A partition idle for minutes does not let the
+    first payments of a new burst through at once: its own part of the burst may be a few milliseconds
+    behind (a replay's producer sends each partition's batch in turn). It has `max_idle_s` to show it."""
+
+    def __init__(self, max_idle_s: float) -> None:
+        self.max_idle_s = max_idle_s
+        self._samples: deque[tuple[float, int]] = deque()  # (monotonic, seen_us), both increasing
+        self._settled = NEVER
+
+    def __call__(self, seen_us: int) -> int:
+        now = time.monotonic()
+        if seen_us > (self._samples[-1][1] if self._samples else self._settled):
+            self._samples.append((now, seen_us))
+        cutoff = now - self.max_idle_s
+        while self._samples and self._samples[0][0] <= cutoff:
+            self._settled = self._samples.popleft()[1]
+        return self._settled
 
 
 @dataclass
@@ -63,6 +88,7 @@ class EventTimeMerge:
         self.max_idle_s = max_idle_ms / 1_000
         self.max_buffered = max_buffered
         self._shards: dict[int, _Shard] = {}
+        self._vouched: dict[int, Vouched] = {}  # per shard: what its idle inputs vouch for
         self.buffered = 0
 
     @property
@@ -71,8 +97,10 @@ class EventTimeMerge:
 
     def assigned(self, shard: int) -> None:
         self._shards.setdefault(shard, _Shard())
+        self._vouched.setdefault(shard, Vouched(self.max_idle_s))
 
     def revoked(self, shard: int) -> None:
+        self._vouched.pop(shard, None)
         dropped = self._shards.pop(shard, None)
         if dropped is not None:
             self.buffered -= len(dropped.payments)
@@ -115,23 +143,32 @@ class EventTimeMerge:
     def input_bound_us(self, shard: int) -> int:
         """Event time before which no more payment of this shard can arrive (exclusive).
 
-        An idle input holds nothing back, but the bound it gives is what the inputs have delivered, never
-        more: the bound is stored as the shard's progress and taken over by its next owner, so it must stay
-        true when the inputs wake up (a replay resumed with next month, after a stop)."""
+        An idle input holds nothing back, but the bound it gives is what the inputs had delivered
+        `max_idle_ms` ago, never more (`Vouched`): the bound is stored as the shard's progress and taken
+        over by its next owner, so it must stay true when the inputs wake up (a replay resumed with next
+        month, after a stop; the next chunk of a replay running)."""
         state = self._shards[shard]
         if self.repartitioned:
             if len(state.inputs) < self.inputs:
                 return NEVER
+            vouched = self._vouched[shard](_seen_us(state))  # sampled always: the clock runs while active
             active = [mark.event_us for mark in state.inputs.values() if not mark.idle]
-            return min(active) if active else _after_millisecond(_seen_us(state))
+            if len(active) == len(state.inputs):
+                return min(active)
+            return min([*active, NEVER if vouched <= NEVER else _after_millisecond(vouched)])
+        seen = self.group_seen_us()
+        vouched = self._vouched[shard](seen)
         if state.end_since is not None and time.monotonic() - state.end_since >= self.max_idle_s:
-            seen = self.group_seen_us()
-            return ALWAYS if seen <= NEVER else _after_millisecond(seen)  # nothing delivered anywhere: nothing to hold
+            if seen <= NEVER:
+                return ALWAYS  # nothing delivered anywhere: nothing to hold
+            return NEVER if vouched <= NEVER else _after_millisecond(vouched)
         return NEVER if state.newest_us is None else state.newest_us
 
-    def release(self, bound_ms: int) -> list[tuple[int, Buffered]]:
+    def release(self, bound_ms: int, limit: int | None = None) -> list[tuple[int, Buffered]]:
         """The buffered payments that may be featurised now: each whose millisecond is before both its
-        shard's input bound and `bound_ms`. (Usually every payment held is, and goes without a look.)"""
+        shard's input bound and `bound_ms`. (Usually every payment held is, and goes without a look.)
+        Past `limit` payments, only the oldest go, whole milliseconds: a backlog let through at once is
+        still decided in batches of about the configured size."""
         released: list[tuple[int, Buffered]] = []
         for shard, state in self._shards.items():
             if not state.payments:
@@ -153,7 +190,26 @@ class EventTimeMerge:
                 state.payments = keep
                 state.oldest_held_us = min(entry[0].event_us for entry in keep)
                 state.newest_held_us = max(entry[0].event_us for entry in keep)
+        if limit is not None and len(released) > limit:
+            released = self._hold_back(released, limit)
         return released
+
+    def _hold_back(self, released: list[tuple[int, Buffered]], limit: int) -> list[tuple[int, Buffered]]:
+        """The oldest `limit` of released payments (every payment of the last millisecond too); the rest
+        goes back to its shard, to be released by the next cuts."""
+        times_ms = np.fromiter((entry[0].event_us // 1_000 for _, entry in released), np.int64, len(released))
+        cut_ms = int(np.partition(times_ms, limit - 1)[limit - 1]) + 1
+        kept = []
+        for (shard, entry), t_ms in zip(released, times_ms.tolist(), strict=True):
+            if t_ms < cut_ms:
+                kept.append((shard, entry))
+                continue
+            state = self._shards[shard]
+            state.payments.append(entry)
+            state.newest_held_us = max(state.newest_held_us, entry[0].event_us)
+            state.oldest_held_us = min(state.oldest_held_us, entry[0].event_us)
+            self.buffered += 1
+        return kept
 
     def newest_seen_us(self) -> int:
         """The newest payment time the group's inputs have delivered, as far as this scorer's shards know
@@ -217,15 +273,19 @@ def _after_millisecond(event_us: int) -> int:
 @dataclass
 class _LabelPartition:
     newest_us: int | None = None
-    at_end: bool = False  # seen at its end, and nothing came since
+    end_since: float | None = None  # seen at its end then (monotonic), and nothing came since
     next_offset: int | None = None
 
 
 class LabelProgress:
     """How far each label partition this scorer owns has delivered its labels, in event time."""
 
-    def __init__(self, payments_seen_us: Callable[[], int]) -> None:
+    def __init__(self, payments_seen_us: Callable[[], int], max_idle_ms: int = 0) -> None:
         self.payments_seen_us = payments_seen_us  # what a label partition at its end has caught up with
+        # As for payment inputs: at its end this long before it counts as caught up. A replay's producer
+        # sends a chunk's labels just after its payments; the labels must not be taken for late.
+        self.max_idle_s = max_idle_ms / 1_000
+        self._vouched = Vouched(self.max_idle_s)
         self._partitions: dict[int, _LabelPartition] = {}
 
     @property
@@ -241,21 +301,22 @@ class LabelProgress:
     def consumed(self, partition: int, offset: int, labelled_us: int | None) -> None:
         state = self._partitions[partition]
         state.next_offset = offset + 1
-        state.at_end = False
+        state.end_since = None
         if labelled_us is not None and (state.newest_us is None or labelled_us > state.newest_us):
             state.newest_us = labelled_us
 
     def at_end(self, partition: int) -> None:
         state = self._partitions.get(partition)
-        if state is not None:
-            state.at_end = True
+        if state is not None and state.end_since is None:
+            state.end_since = time.monotonic()
 
     def progress_us(self, partition: int) -> int:
         """Labels of the partition with an earlier labelled_at have all been consumed."""
         state = self._partitions[partition]
         newest = NEVER if state.newest_us is None else state.newest_us
-        if state.at_end:
-            return max(newest, self.payments_seen_us())
+        vouched = self._vouched(self.payments_seen_us())  # sampled always: the clock runs while labels come
+        if state.end_since is not None and time.monotonic() - state.end_since >= self.max_idle_s:
+            return max(newest, vouched)
         return newest
 
     def next_offset(self, partition: int) -> int | None:

@@ -76,7 +76,7 @@ class PaymentScorer:
         self.merge = EventTimeMerge(
             inputs, config.repartition, config.max_idle_ms, config.max_buffered, self._group_seen_us
         )
-        self.label_progress = LabelProgress(self._group_seen_us)
+        self.label_progress = LabelProgress(self._group_seen_us, config.max_idle_ms)
         self.router = Router(config, consumer, self.merge, self.label_progress, repartitioner, self.stats)
         group = config.consumer_group
         self.watermark = SharedWatermark(
