@@ -73,21 +73,3 @@ def test_a_label_partition_at_its_end_catches_up_with_the_payments_only_after_th
     assert labels.progress_us(0) == T
     labels.consumed(0, 1, E + 1_000_000)  # a label came: the partition is no longer at its end
     assert labels.progress_us(0) == E + 1_000_000
-
-
-def test_a_backlog_let_through_at_once_is_released_oldest_first_in_batches_of_the_limit() -> None:
-    merge = EventTimeMerge(inputs=1, repartitioned=True, max_idle_ms=0, max_buffered=1_000)
-    merge.assigned(0)
-    merge.assigned(1)
-    times = [E + k * 1_000 for k in range(10)] + [E + 9_000]  # ten milliseconds, the last one twice
-    for offset, t in enumerate(reversed(times)):  # delivered newest first
-        merge.add(offset % 2, offset, payment(t))
-    for shard in (0, 1):
-        merge.watermark(shard, 100, Watermark(0, T, idle=False))
-
-    first = merge.release(2**62, limit=4)
-    assert sorted(entry[0].event_us for _, entry in first) == times[:4]
-    assert merge.buffered == 7 and min(merge.written_before_us(s) for s in (0, 1)) == times[4]
-    second = merge.release(2**62, limit=6)  # the sixth is in the last millisecond: it goes with its twin
-    assert sorted(entry[0].event_us for _, entry in second) == times[4:]
-    assert merge.buffered == 0

@@ -83,8 +83,7 @@ class BatchMaker:
         # Until written, the store's reads cannot bring these: the terminal feed applies them again.
         self.unwritten_frauds += [event for event in events if event.is_fraud]
         payment_us, label_us = self.watermark.payments_us(), self.watermark.labels_us()
-        bound_ms = min(_label_bound_ms(label_us), _terminal_bound_ms(payment_us))
-        released = merge.release(bound_ms, limit=self.config.batch_size)
+        released = merge.release(min(_label_bound_ms(label_us), _terminal_bound_ms(payment_us)))
         found = deduplicate(released, self.in_flight, self.lookup)
         self.stats.duplicates += found.repeats + len(found.replays)
         self.stats.conflicts += len(found.conflicts)

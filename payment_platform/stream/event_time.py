@@ -24,8 +24,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from payment_platform.stream.records import RoutedPayment, Watermark
 
 NEVER = -(2**62)  # a bound before every event time: nothing may be released
@@ -164,11 +162,9 @@ class EventTimeMerge:
             return NEVER if vouched <= NEVER else _after_millisecond(vouched)
         return NEVER if state.newest_us is None else state.newest_us
 
-    def release(self, bound_ms: int, limit: int | None = None) -> list[tuple[int, Buffered]]:
+    def release(self, bound_ms: int) -> list[tuple[int, Buffered]]:
         """The buffered payments that may be featurised now: each whose millisecond is before both its
-        shard's input bound and `bound_ms`. (Usually every payment held is, and goes without a look.)
-        Past `limit` payments, only the oldest go, whole milliseconds: a backlog let through at once is
-        still decided in batches of about the configured size."""
+        shard's input bound and `bound_ms`. (Usually every payment held is, and goes without a look.)"""
         released: list[tuple[int, Buffered]] = []
         for shard, state in self._shards.items():
             if not state.payments:
@@ -190,26 +186,7 @@ class EventTimeMerge:
                 state.payments = keep
                 state.oldest_held_us = min(entry[0].event_us for entry in keep)
                 state.newest_held_us = max(entry[0].event_us for entry in keep)
-        if limit is not None and len(released) > limit:
-            released = self._hold_back(released, limit)
         return released
-
-    def _hold_back(self, released: list[tuple[int, Buffered]], limit: int) -> list[tuple[int, Buffered]]:
-        """The oldest `limit` of released payments (every payment of the last millisecond too); the rest
-        goes back to its shard, to be released by the next cuts."""
-        times_ms = np.fromiter((entry[0].event_us // 1_000 for _, entry in released), np.int64, len(released))
-        cut_ms = int(np.partition(times_ms, limit - 1)[limit - 1]) + 1
-        kept = []
-        for (shard, entry), t_ms in zip(released, times_ms.tolist(), strict=True):
-            if t_ms < cut_ms:
-                kept.append((shard, entry))
-                continue
-            state = self._shards[shard]
-            state.payments.append(entry)
-            state.newest_held_us = max(state.newest_held_us, entry[0].event_us)
-            state.oldest_held_us = min(state.oldest_held_us, entry[0].event_us)
-            self.buffered += 1
-        return kept
 
     def newest_seen_us(self) -> int:
         """The newest payment time the group's inputs have delivered, as far as this scorer's shards know
