@@ -60,7 +60,10 @@ def test_without_the_repartition_stage_an_idle_shard_vouches_for_the_group_after
 
 def test_a_label_partition_at_its_end_catches_up_with_the_payments_only_after_the_wait() -> None:
     seen = [E]
-    labels = LabelProgress(lambda: seen[0], max_idle_ms=IDLE_MS)
+    merge = EventTimeMerge(
+        inputs=1, repartitioned=True, max_idle_ms=IDLE_MS, max_buffered=1, group_seen_us=lambda: seen[0]
+    )
+    labels = LabelProgress(merge.group_vouched_us, max_idle_ms=IDLE_MS)
     labels.assigned(0)
     labels.consumed(0, 0, E - 1_000_000)
     labels.at_end(0)

@@ -86,7 +86,8 @@ class EventTimeMerge:
         self.max_idle_s = max_idle_ms / 1_000
         self.max_buffered = max_buffered
         self._shards: dict[int, _Shard] = {}
-        self._vouched: dict[int, Vouched] = {}  # per shard: what its idle inputs vouch for
+        self._vouched: dict[int, Vouched] = {}  # per shard: what its idle inputs vouch for (repartitioned)
+        self._group_vouched = Vouched(self.max_idle_s)
         self.buffered = 0
 
     @property
@@ -153,14 +154,18 @@ class EventTimeMerge:
             active = [mark.event_us for mark in state.inputs.values() if not mark.idle]
             if len(active) == len(state.inputs):
                 return min(active)
-            return min([*active, NEVER if vouched <= NEVER else _after_millisecond(vouched)])
-        seen = self.group_seen_us()
-        vouched = self._vouched[shard](seen)
+            return min([*active, _bound_after(vouched)])
+        vouched = self.group_vouched_us()  # sampled always: the clock runs while active
         if state.end_since is not None and time.monotonic() - state.end_since >= self.max_idle_s:
-            if seen <= NEVER:
+            if self.group_seen_us() <= NEVER:
                 return ALWAYS  # nothing delivered anywhere: nothing to hold
-            return NEVER if vouched <= NEVER else _after_millisecond(vouched)
+            return _bound_after(vouched)
         return NEVER if state.newest_us is None else state.newest_us
+
+    def group_vouched_us(self) -> int:
+        """How far the group's payments had come `max_idle_ms` ago (`Vouched`): what an idle shard without
+        the repartition stage, or a caught-up label partition, lets through."""
+        return self._group_vouched(self.group_seen_us())
 
     def release(self, bound_ms: int) -> list[tuple[int, Buffered]]:
         """The buffered payments that may be featurised now: each whose millisecond is before both its
@@ -242,6 +247,11 @@ def _seen_us(state: _Shard) -> int:
     return max([own, *(mark.event_us for mark in state.inputs.values())])
 
 
+def _bound_after(vouched_us: int) -> int:
+    """The bound an idle partition gives: the millisecond after what it vouches for (nothing: NEVER)."""
+    return NEVER if vouched_us <= NEVER else _after_millisecond(vouched_us)
+
+
 def _after_millisecond(event_us: int) -> int:
     """The start of the millisecond after event_us: a bound that releases the whole millisecond of it."""
     return (event_us // 1_000 + 1) * 1_000
@@ -257,12 +267,12 @@ class _LabelPartition:
 class LabelProgress:
     """How far each label partition this scorer owns has delivered its labels, in event time."""
 
-    def __init__(self, payments_seen_us: Callable[[], int], max_idle_ms: int = 0) -> None:
-        self.payments_seen_us = payments_seen_us  # what a label partition at its end has caught up with
-        # As for payment inputs: at its end this long before it counts as caught up. A replay's producer
-        # sends a chunk's labels just after its payments; the labels must not be taken for late.
+    def __init__(self, payments_vouched_us: Callable[[], int], max_idle_ms: int = 0) -> None:
+        # What a label partition at its end has caught up with: the group's payments as they were
+        # max_idle_ms ago (EventTimeMerge.group_vouched_us). As for payment inputs, it must have been at its
+        # end that long too: a replay's producer sends a chunk's labels just after its payments.
+        self.payments_vouched_us = payments_vouched_us
         self.max_idle_s = max_idle_ms / 1_000
-        self._vouched = Vouched(self.max_idle_s)
         self._partitions: dict[int, _LabelPartition] = {}
 
     @property
@@ -291,7 +301,7 @@ class LabelProgress:
         """Labels of the partition with an earlier labelled_at have all been consumed."""
         state = self._partitions[partition]
         newest = NEVER if state.newest_us is None else state.newest_us
-        vouched = self._vouched(self.payments_seen_us())  # sampled always: the clock runs while labels come
+        vouched = self.payments_vouched_us()  # sampled always: the clock runs while labels come
         if state.end_since is not None and time.monotonic() - state.end_since >= self.max_idle_s:
             return max(newest, vouched)
         return newest

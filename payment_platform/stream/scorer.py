@@ -76,7 +76,7 @@ class PaymentScorer:
         self.merge = EventTimeMerge(
             inputs, config.repartition, config.max_idle_ms, config.max_buffered, self._group_seen_us
         )
-        self.label_progress = LabelProgress(self._group_seen_us, config.max_idle_ms)
+        self.label_progress = LabelProgress(self.merge.group_vouched_us, config.max_idle_ms)
         self.router = Router(config, consumer, self.merge, self.label_progress, repartitioner, self.stats)
         group = config.consumer_group
         self.watermark = SharedWatermark(
@@ -212,6 +212,11 @@ class PaymentScorer:
         self.batches.written(batch)
         self._commit(batch.offsets)
 
+    def _drain(self) -> None:
+        """Wait for the batch being written, and count and commit it."""
+        if (outcome := self.sink.wait()) is not None:
+            self._written(outcome)
+
     def _commit(self, offsets: list[TopicPartition]) -> None:
         """Commit offsets whose records are durable: asynchronously while scoring (a round trip per batch
         would stall the loop; a failure is logged by the client's callback and only means a re-read), and
@@ -241,8 +246,7 @@ class PaymentScorer:
         self.watermark.take_over([(config.shard_topic, s) for s in shards] + [(config.labels_topic, p) for p in labels])
         if self.batches.needs_older_terminals():
             logger.info("a shard taken over lags behind the terminal state: reading it again from the store")
-            if (outcome := self.sink.wait()) is not None:
-                self._written(outcome)
+            self._drain()
             self.batches.reread_terminals()
         for shard in shards:
             restore_cards(self.sink, self.features, shard)
@@ -261,8 +265,7 @@ class PaymentScorer:
             self._handing_over = False
 
     def _hand_over(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if (outcome := self.sink.wait()) is not None:  # commit what was read from them while still ours
-            self._written(outcome)
+        self._drain()  # commit what was read from them while still ours
         if self.repartitioner is not None:
             self.repartitioner.records.producer.flush(10)
             self.repartitioner.records.poll()
